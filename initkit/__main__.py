@@ -1,0 +1,3 @@
+from initkit.cli import main
+
+main()
