@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 
@@ -43,8 +43,7 @@ class LazyGroup(click.Group):
 @click.group(
     cls=LazyGroup,
     context_settings={"auto_envvar_prefix": "INITKIT", "help_option_names": ["-h", "--help"]},
-    epilog=EXIT_CODES_HELP
-    + " Every option can be set from the environment as INITKIT_<COMMAND>_<OPTION>, "
+    epilog=EXIT_CODES_HELP + " Every option can be set from the environment as INITKIT_<COMMAND>_<OPTION>, "
     "e.g. INITKIT_WAIT_FOR_TIMEOUT=30s.",
 )
 @click.option(

@@ -35,4 +35,3 @@ def restore_defaults() -> None:
     """Before exec: the new program starts with default dispositions."""
     for sig in HANDLED:
         signal.signal(sig, signal.SIG_DFL)
-

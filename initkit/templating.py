@@ -140,7 +140,9 @@ def render_string(source: str, context: Mapping[str, Any], name: str = "<templat
         raise template_error(exc, name) from exc
 
 
-def render_file(environment: SandboxedEnvironment, relative: str, context: Mapping[str, Any], display: str) -> str:
+def render_file(
+    environment: SandboxedEnvironment, relative: str, context: Mapping[str, Any], display: str
+) -> str:
     """Render `relative` (a name in the environment's loader) for `display`."""
     try:
         return environment.get_template(relative).render(context)
