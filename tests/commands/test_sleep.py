@@ -1,0 +1,35 @@
+import signal
+import subprocess
+import time
+
+from tests.conftest import initkit_command
+
+
+def test_sleep_waits_for_the_duration(run_cli):
+    started = time.monotonic()
+    result = run_cli("sleep", "300ms")
+    assert result.code == 0, result.stderr
+    assert 0.3 <= time.monotonic() - started < 2
+
+
+def test_sleep_duration_from_environment(run_cli):
+    result = run_cli("sleep", env={"INITKIT_SLEEP_DURATION": "10ms"})
+    assert result.code == 0, result.stderr
+
+
+def test_malformed_duration_is_bad_input(run_cli):
+    result = run_cli("sleep", "ten")
+    assert result.code == 2
+    assert len(result.lines) == 1
+    assert "invalid duration 'ten'" in result.stderr
+
+
+def test_sigterm_stops_sleep_at_once_with_143():
+    proc = subprocess.Popen(initkit_command("sleep", "1h"), stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=5)
+    assert time.monotonic() - sent < 1
+    assert code == 143
+    assert "stopped by SIGTERM" in proc.stderr.read()

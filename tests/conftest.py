@@ -1,0 +1,142 @@
+"""Shared fixtures: an isolated HOME, a network guard, and ways to run initkit.
+
+The guard is autouse: a test that opens a socket to anything but loopback (or
+a network a fixture explicitly allows, such as a Docker network it created)
+fails loudly instead of reaching off the machine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from initkit import cli, log, redact
+
+ROOT = Path(__file__).resolve().parent.parent
+_allowed_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+
+
+def _check_address(address: object) -> None:
+    if not isinstance(address, tuple) or not address:
+        return  # AF_UNIX paths and the like
+    host = address[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise RuntimeError(f"test connected to a name ({host!r}); use an IP the test started") from None
+    if ip.is_loopback or any(ip in net for net in _allowed_networks):
+        return
+    raise RuntimeError(f"test tried to reach {host}: off the machine (the network guard refused it)")
+
+
+@pytest.fixture(autouse=True)
+def _network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    real_connect, real_connect_ex, real_sendto = (
+        socket.socket.connect,
+        socket.socket.connect_ex,
+        socket.socket.sendto,
+    )
+
+    def connect(self: socket.socket, address: object) -> None:
+        _check_address(address)
+        return real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: object) -> int:
+        _check_address(address)
+        return real_connect_ex(self, address)
+
+    def sendto(self: socket.socket, data: bytes, *args: object) -> int:
+        _check_address(args[-1])
+        return real_sendto(self, data, *args)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket.socket, "sendto", sendto)
+    yield
+    _allowed_networks.clear()
+
+
+@pytest.fixture
+def allow_network() -> object:
+    """allow_network("172.18.0.0/16"): let this test reach a network it created."""
+
+    def allow(cidr: str) -> None:
+        _allowed_networks.append(ipaddress.ip_network(cidr, strict=False))
+
+    return allow
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.setenv(var, str(home / var.lower()))
+    for var in list(os.environ):
+        if var.startswith("INITKIT_") or var in (
+            "POD_IP", "POD_NAME", "POD_NAMESPACE", "POD_UID", "NODE_NAME",
+            "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "REQUESTS_CA_BUNDLE",
+        ):  # fmt: skip
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("NO_PROXY", "*")
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    return home
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stderr.splitlines()
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> object:
+    """Run initkit in this process (for coverage and speed): run_cli("sleep", "0", env={...})."""
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        capsys.readouterr()
+        log.configure("text", log.INFO)
+        redact.forget_all()
+        code = cli.run(list(args))
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return run
+
+
+def initkit_command(*args: str) -> list[str]:
+    """argv that runs initkit in a child process (coverage follows it)."""
+    return [sys.executable, "-m", "initkit", *args]
+
+
+@pytest.fixture
+def run_proc() -> object:
+    """Run initkit as a real child process: run_proc("sleep", "0", env=..., timeout=30)."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60, **kw: object) -> Result:
+        proc = subprocess.run(
+            initkit_command(*args),
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            **kw,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
