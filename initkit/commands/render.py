@@ -1,0 +1,237 @@
+"""`initkit render TEMPLATE [DEST]`: Jinja templates over pod facts, env and values.
+
+Replaces `sed "s/@POD_IP@/$POD_IP/" app.conf.tpl > /config/app.conf` and
+`envsubst < app.conf.tpl > /config/app.conf`, idempotently: every template is
+rendered before anything is written, each file is written atomically and only
+when its content changes. Values are never logged (they may be secrets).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from initkit import log
+from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
+from initkit.params import Octal, option
+
+# A ConfigMap volume: `key -> ..data/key`, `..data -> ..2024_01_01_00_00_00.123`.
+_HIDDEN_PREFIX = ".."
+
+
+@dataclass
+class _Output:
+    template: str  # what the user sees in messages
+    dest: str
+    text: str
+
+
+@click.command("render", epilog=EXIT_CODES_HELP)
+@click.argument("template", envvar="INITKIT_RENDER_TEMPLATE")
+@click.argument("dest", required=False, envvar="INITKIT_RENDER_DEST")
+@option(
+    "--values",
+    "values_files",
+    envvar="INITKIT_RENDER_VALUES",
+    multiple=True,
+    metavar="FILE",
+    show_default=False,
+    help="YAML or JSON values file; repeatable, later files deep-merge over earlier ones.",
+)
+@option(
+    "--set",
+    "sets",
+    envvar="INITKIT_RENDER_SET",
+    multiple=True,
+    metavar="KEY=VALUE",
+    show_default=False,
+    help="Set one value after the files (db.replicas=3; 3 is a number, true a boolean); repeatable.",
+)
+@option(
+    "--mode",
+    type=Octal(),
+    default=None,
+    show_default=False,
+    help="File mode of written files (default: keep an existing file's mode, else 0644).",
+)
+def command(
+    template: str, dest: str | None, values_files: tuple[str, ...], sets: tuple[str, ...], mode: int | None
+) -> None:
+    """Render TEMPLATE (a file, or a directory tree) into DEST (a file, or a directory).
+
+    A file TEMPLATE without DEST renders to stdout. A directory TEMPLATE is
+    mirrored into DEST, creating subdirectories; files in DEST that are not in
+    the tree are left alone. Entries named `..*` (a ConfigMap volume's `..data`)
+    are skipped and its per-key symlinks followed.
+
+    Templates see the values at the top level, plus pod.ip, pod.name,
+    pod.namespace, pod.uid, node.name and env.NAME; filters b64encode,
+    b64decode, sha256, tojson, toyaml. Templates run in Jinja's sandbox; an
+    undefined variable is an error (exit 2) and nothing is written.
+
+    Replaces: envsubst < app.conf.tpl > /config/app.conf
+    """
+    from initkit import values as values_mod
+    from initkit.templating import base_context
+
+    if not os.path.lexists(template):
+        raise BadInput(f"template {template}: not found")
+    is_dir = os.path.isdir(template)
+    if not is_dir and not os.path.isfile(template):
+        raise BadInput(f"template {template}: not a file or directory")
+    if is_dir and not dest:
+        raise BadInput(f"template {template} is a directory: give a DEST directory")
+
+    values = values_mod.load(values_files, sets)
+    context: dict[str, Any] = {**values, **base_context()}
+
+    if is_dir:
+        assert dest is not None
+        outputs = _render_tree(template, dest, context)
+    else:
+        outputs = [_render_single(template, dest, context)]
+
+    if dest is None:
+        sys.stdout.write(outputs[0].text)
+        sys.stdout.flush()
+        return
+    written = sum(_write(output, mode) for output in outputs)
+    unchanged = len(outputs) - written
+    noun = "file" if len(outputs) == 1 else "files"
+    log.info(f"rendered {len(outputs)} {noun} from {template}: {written} written, {unchanged} unchanged")
+
+
+def _render_single(template: str, dest: str | None, context: dict[str, Any]) -> _Output:
+    root, name = os.path.split(template)
+    root = root or "."
+    display = os.path.normpath(template)
+    if dest is not None:
+        if os.path.isdir(dest):
+            raise BadInput(f"DEST {dest} is a directory, but TEMPLATE {template} is a file: give a file path")
+        if os.path.exists(dest) and os.path.samefile(dest, template):
+            raise BadInput(f"DEST {dest} is the template itself")
+    environment = _environment(root, trusted={name})
+    return _Output(display, dest or "-", _render(environment, name, context, display))
+
+
+def _render_tree(template: str, dest: str, context: dict[str, Any]) -> list[_Output]:
+    if os.path.exists(dest) and not os.path.isdir(dest):
+        raise BadInput(f"DEST {dest} is not a directory, but TEMPLATE {template} is")
+    real_root = os.path.realpath(template)
+    if _within(os.path.realpath(dest), real_root):
+        raise BadInput(f"DEST {dest} is inside the template tree {template}")
+    environment = _environment(template)
+    outputs = []
+    for relative in _tree_files(template, real_root):
+        display = os.path.normpath(os.path.join(template, relative))
+        target = os.path.join(dest, *relative.split("/"))
+        outputs.append(_Output(display, target, _render(environment, relative, context, display)))
+    # Refuse before writing anything: a file where a directory goes, or the reverse.
+    for output in outputs:
+        if os.path.isdir(output.dest):
+            raise BadInput(f"cannot write {output.dest}: it is a directory")
+        parent = os.path.dirname(output.dest)
+        while parent and not _within(dest, parent):
+            if os.path.exists(parent) and not os.path.isdir(parent):
+                raise BadInput(f"cannot create directory {parent}: a file is in the way")
+            parent = os.path.dirname(parent)
+    return outputs
+
+
+def _tree_files(root: str, real_root: str) -> list[str]:
+    """Relative '/'-separated paths of the files under root, sorted; following symlinks
+    that stay inside the tree and skipping `..*` entries."""
+    found: list[str] = []
+    seen: set[str] = set()
+
+    def walk(directory: str, prefix: str) -> None:
+        real = os.path.realpath(directory)
+        if real in seen:
+            return  # a symlink loop, or a directory reached twice
+        seen.add(real)
+        with os.scandir(directory) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.name.startswith(_HIDDEN_PREFIX):
+                    continue
+                relative = prefix + entry.name
+                if entry.is_symlink() and not _within(os.path.realpath(entry.path), real_root):
+                    where = os.path.join(root, relative)
+                    raise BadInput(f"{where}: symlink points outside the template tree")
+                try:
+                    st = os.stat(entry.path)
+                except OSError:
+                    log.warning(f"skipping {os.path.join(root, relative)}: broken symlink")
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    walk(entry.path, relative + "/")
+                elif stat.S_ISREG(st.st_mode):
+                    found.append(relative)
+                else:
+                    log.warning(f"skipping {os.path.join(root, relative)}: not a regular file")
+
+    walk(root, "")
+    return found
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _environment(root: str, trusted: set[str] | None = None) -> Any:
+    import jinja2
+
+    from initkit.templating import make_environment
+
+    class TreeLoader(jinja2.FileSystemLoader):
+        """Includes resolve inside the template directory, symlinks included."""
+
+        def __init__(self) -> None:
+            super().__init__(root)
+            self.real_root = os.path.realpath(root)
+
+        def get_source(self, environment: Any, template: str) -> Any:
+            source, filename, uptodate = super().get_source(environment, template)
+            if template not in (trusted or ()) and not _within(os.path.realpath(filename), self.real_root):
+                raise jinja2.exceptions.SecurityError(f"{template} points outside the template directory")
+            return source, filename, uptodate
+
+    environment = make_environment()
+    environment.loader = TreeLoader()
+    return environment
+
+
+def _render(environment: Any, name: str, context: dict[str, Any], display: str) -> str:
+    import jinja2
+
+    from initkit.templating import render_file, template_error
+
+    try:
+        return render_file(environment, name, context, display)
+    except BadInput:
+        raise
+    except Exception as exc:  # a filter or an expression failed: b64decode of junk, 1/0, ...
+        lines = str(exc).strip().splitlines()
+        kind = type(exc).__name__
+        if type(exc).__module__ not in ("builtins", "__main__"):
+            kind = f"{type(exc).__module__}.{kind}"
+        detail = f"{kind}: {lines[0]}" if lines else kind
+        raise template_error(jinja2.TemplateError(detail).with_traceback(exc.__traceback__), display) from exc
+
+
+def _write(output: _Output, mode: int | None) -> bool:
+    from initkit.atomic import write_if_changed
+
+    parent = os.path.dirname(output.dest)
+    try:
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        changed = write_if_changed(output.dest, output.text.encode("utf-8"), mode)
+    except OSError as exc:
+        raise JobFailed(f"cannot write {output.dest}: {exc.strerror or exc}") from exc
+    log.info(f"{'wrote' if changed else 'unchanged'} {output.dest}")
+    return changed
