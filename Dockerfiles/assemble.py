@@ -57,22 +57,78 @@ GITPY = ["python3-git", "python3-gitdb", "python3-smmap"]
 # codecs are looked up by name at run time.
 # (charset_normalizer, used by requests, imports every encodings.* module.)
 STDLIB_ALWAYS = ["encodings"]
-DYNLOAD_ALWAYS = ["_multibytecodec", "_codecs_cn", "_codecs_hk", "_codecs_iso2022",
-                  "_codecs_jp", "_codecs_kr", "_codecs_tw"]
+DYNLOAD_ALWAYS = [
+    "_multibytecodec",
+    "_codecs_cn",
+    "_codecs_hk",
+    "_codecs_iso2022",
+    "_codecs_jp",
+    "_codecs_kr",
+    "_codecs_tw",
+]
 # Never shipped even if some import statement reaches them: not used by an
 # init container, and each pulls in a lot (tests, GUIs, REPL, doc server,
 # package installers, databases, CJK codec tables).
 STDLIB_NEVER = {
-    "test", "idlelib", "tkinter", "turtle", "turtledemo", "ensurepip", "lib2to3",
-    "pydoc", "pydoc_data", "venv", "sqlite3", "_sqlite3", "curses", "_curses",
-    "_curses_panel", "dbm", "_dbm", "readline", "_pyrepl", "pdb", "doctest",
-    "unittest", "tomllib", "xmlrpc", "wsgiref", "_tkinter", "lib-dynload",
-    "multiprocessing", "_multiprocessing", "_posixshmem", "concurrent.futures.process",
-    "_ctypes_test", "xxlimited", "xxlimited_35", "xxsubtype", "_xxtestfuzz",
-    "_pydecimal", "_pyio", "_pydatetime", "pickletools", "idle",
-    "ctypes", "_ctypes", "lzma", "_lzma", "bz2", "_bz2", "zoneinfo", "_zoneinfo",
-    "_lsprof", "cProfile", "profile", "trace", "tracemalloc", "asyncio.__main__",
-    "sitecustomize", "usercustomize", "__phello__", "__hello__",
+    "test",
+    "idlelib",
+    "tkinter",
+    "turtle",
+    "turtledemo",
+    "ensurepip",
+    "lib2to3",
+    "pydoc",
+    "pydoc_data",
+    "venv",
+    "sqlite3",
+    "_sqlite3",
+    "curses",
+    "_curses",
+    "_curses_panel",
+    "dbm",
+    "_dbm",
+    "readline",
+    "_pyrepl",
+    "pdb",
+    "doctest",
+    "unittest",
+    "tomllib",
+    "xmlrpc",
+    "wsgiref",
+    "_tkinter",
+    "lib-dynload",
+    "multiprocessing",
+    "_multiprocessing",
+    "_posixshmem",
+    "concurrent.futures.process",
+    "_ctypes_test",
+    "xxlimited",
+    "xxlimited_35",
+    "xxsubtype",
+    "_xxtestfuzz",
+    "_pydecimal",
+    "_pyio",
+    "_pydatetime",
+    "pickletools",
+    "idle",
+    "ctypes",
+    "_ctypes",
+    "lzma",
+    "_lzma",
+    "bz2",
+    "_bz2",
+    "zoneinfo",
+    "_zoneinfo",
+    "_lsprof",
+    "cProfile",
+    "profile",
+    "trace",
+    "tracemalloc",
+    "asyncio.__main__",
+    "sitecustomize",
+    "usercustomize",
+    "__phello__",
+    "__hello__",
 }
 NEVER_PREFIX = tuple(n + "." for n in STDLIB_NEVER)
 ALWAYS_EXCLUDED_DIRS = {"__pycache__", "test", "tests", "idle_test"}
@@ -109,7 +165,7 @@ class Tree:
                     d = self.dest(cur)
                     d.parent.mkdir(parents=True, exist_ok=True)
                     d.symlink_to(target)
-                rest = Path(*parts[i + 1:]) if i + 1 < len(parts) else None
+                rest = Path(*parts[i + 1 :]) if i + 1 < len(parts) else None
                 resolved = (cur.parent / target) if not target.startswith("/") else Path(target)
                 resolved = Path(os.path.normpath(resolved))
                 self.add(resolved / rest if rest else resolved)
@@ -197,9 +253,13 @@ def write_passwd(tree: Tree) -> None:
 def compile_tree(root: Path, strip_source: bool) -> None:
     """Byte-compile every .py so nothing is written at run time."""
     ok = compileall.compile_dir(
-        str(root), quiet=1, workers=0, legacy=strip_source,
+        str(root),
+        quiet=1,
+        workers=0,
+        legacy=strip_source,
         invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-        stripdir=str(root), prependdir="/",
+        stripdir=str(root),
+        prependdir="/",
     )
     if not ok:
         raise SystemExit(f"assemble: byte-compiling {root} failed")
@@ -218,8 +278,7 @@ def normalise_mtimes(root: Path, epoch: int) -> None:
 def install_initkit(src: Path, tree: Tree) -> None:
     """Copy initkit's sources and write a minimal dist-info and console script."""
     pkg_dst = tree.dest(DIST / "initkit")
-    shutil.copytree(src / "initkit", pkg_dst,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests"))
+    shutil.copytree(src / "initkit", pkg_dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests"))
     text = (src / "initkit" / "__init__.py").read_text()
     m = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", text, re.M)
     version = m.group(1) if m else "0.0.0"
@@ -234,12 +293,7 @@ def install_initkit(src: Path, tree: Tree) -> None:
     (info / "top_level.txt").write_text("initkit\n")
     script = tree.dest("/usr/bin/initkit")
     script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text(
-        f"#!/usr/bin/{PY}\n"
-        "import sys\n"
-        "from initkit.cli import main\n"
-        "sys.exit(main())\n"
-    )
+    script.write_text(f"#!/usr/bin/{PY}\nimport sys\nfrom initkit.cli import main\nsys.exit(main())\n")
     script.chmod(0o755)
 
 
@@ -247,9 +301,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--src", type=Path, default=Path("/src"), help="the initkit repo")
     ap.add_argument("--out", type=Path, default=Path("/out"))
-    ap.add_argument("--keep-source", action="store_true",
-                    help="ship .py beside the .pyc for the stdlib and libraries too "
-                         "(default: sourceless .pyc; initkit always keeps its .py)")
+    ap.add_argument(
+        "--keep-source",
+        action="store_true",
+        help="ship .py beside the .pyc for the stdlib and libraries too "
+        "(default: sourceless .pyc; initkit always keeps its .py)",
+    )
     args = ap.parse_args()
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
 
@@ -270,8 +327,7 @@ def main() -> None:
     # --- python runtime and the stdlib it needs
     base.add_elf(f"/usr/bin/{PY}")
     base.dest("/usr/bin/python3").symlink_to(PY)
-    search = [str(STDLIB), str(DYNLOAD), str(app.dest(DIST)),
-              str(pylibs.dest(DIST)), str(git.dest(DIST))]
+    search = [str(STDLIB), str(DYNLOAD), str(app.dest(DIST)), str(pylibs.dest(DIST)), str(git.dest(DIST))]
     names = []
     for t in (app, pylibs, git):
         for p in t.dest(DIST).rglob("*.py"):

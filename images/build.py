@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Build the initkit images defined in images/images.toml on the local Docker engine.
+
+Usage: python3 images/build.py [--only NAME]... [--no-smoke] [--no-budget] [--report FILE]
+
+For each image: `docker build --target TARGET` with BuildKit, tags
+`<repo>:dev<suffix>` and `<repo>:<version><suffix>` (version from
+initkit/__init__.py), OCI labels from build args, then runs the smoke checks
+(read-only root, no network) and checks the compressed size
+(`docker save | gzip -6`) against the budget. Exits non-zero on any failure.
+Stdlib only (Python >= 3.11). The docker client is $DOCKER, else Debian's
+/usr/bin/docker (which has BuildKit built in), else `docker` on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "images" / "images.toml"
+
+
+def docker_cmd() -> str:
+    if os.environ.get("DOCKER"):
+        return os.environ["DOCKER"]
+    if Path("/usr/bin/docker").exists():
+        return "/usr/bin/docker"
+    found = shutil.which("docker")
+    if not found:
+        raise SystemExit("build: no docker client found")
+    return found
+
+
+def load_config() -> tuple[dict, list[dict]]:
+    data = tomllib.loads(CONFIG.read_text())
+    defaults = data.get("defaults", {})
+    images = [{**defaults, **img} for img in data["image"]]
+    return defaults, images
+
+
+def version() -> str:
+    text = (ROOT / "initkit" / "__init__.py").read_text()
+    m = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", text, re.M)
+    if not m:
+        raise SystemExit("build: no __version__ in initkit/__init__.py")
+    return m.group(1)
+
+
+def git(*args: str) -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def source_date_epoch() -> int:
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        return int(os.environ["SOURCE_DATE_EPOCH"])
+    commit_time = git("log", "-1", "--format=%ct")
+    return int(commit_time) if commit_time else 0
+
+
+def tags(img: dict, ver: str) -> list[str]:
+    repo, suffix = img["repository"], img.get("tag_suffix", "")
+    return [f"{repo}:dev{suffix}", f"{repo}:{ver}{suffix}"]
+
+
+def build(img: dict, ver: str) -> None:
+    epoch = source_date_epoch()
+    revision = git("rev-parse", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--", "initkit", "Dockerfiles"):
+        revision += "-dirty"
+    created = dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cmd = [docker_cmd(), "build", "-f", str(ROOT / img["dockerfile"]), "--target", img["target"]]
+    for key, value in {
+        "VERSION": ver,
+        "REVISION": revision,
+        "CREATED": created,
+        "SOURCE": img["source"],
+        "LICENSES": img["licenses"],
+        "SOURCE_DATE_EPOCH": str(epoch),
+    }.items():
+        cmd += ["--build-arg", f"{key}={value}"]
+    for tag in tags(img, ver):
+        cmd += ["-t", tag]
+    cmd.append(str(ROOT))
+    print("build:", " ".join(cmd), flush=True)
+    env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+    t0 = time.monotonic()
+    subprocess.run(cmd, check=True, env=env)
+    print(f"build: {img['name']} built in {time.monotonic() - t0:.1f}s", flush=True)
+
+
+def compressed_size(image: str) -> int:
+    """Bytes of `docker save IMAGE | gzip -6`."""
+    proc = subprocess.Popen([docker_cmd(), "save", image], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    counter = _Counter()
+    with gzip.GzipFile(fileobj=counter, mode="wb", compresslevel=6, mtime=0) as gz:
+        shutil.copyfileobj(proc.stdout, gz, 1 << 20)
+    if proc.wait() != 0:
+        raise SystemExit(f"build: docker save {image} failed")
+    return counter.n
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def write(self, b: bytes) -> int:
+        self.n += len(b)
+        return len(b)
+
+    def flush(self) -> None:
+        pass
+
+
+def uncompressed_size(image: str) -> int:
+    out = subprocess.run(
+        [docker_cmd(), "image", "inspect", "-f", "{{.Size}}", image],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.strip())
+
+
+def smoke(img: dict, image: str, ver: str) -> list[str]:
+    failures = []
+    for check in img.get("smoke", []):
+        cmd = [docker_cmd(), "run", "--rm", "--read-only", "--network", "none"]
+        if "entrypoint" in check:
+            cmd += ["--entrypoint", check["entrypoint"]]
+        cmd += [image, *check.get("args", [])]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        want = check.get("expect_rc", 0)
+        ok_rc = p.returncode in ((126, 127) if check.get("daemon_error") else (want,))
+        problems = []
+        if not ok_rc:
+            problems.append(f"rc {p.returncode} != {want}")
+        for stream, text in (("stdout", p.stdout), ("stderr", p.stderr)):
+            expect = check.get(f"expect_{stream}")
+            if expect and expect.format(version=ver) not in text:
+                problems.append(f"{stream} lacks {expect!r}")
+        label = " ".join(cmd[cmd.index(image) :])
+        if "entrypoint" in check:
+            label = f"--entrypoint {check['entrypoint']} {label}"
+        if problems:
+            tail = f"\n  stdout: {p.stdout[-400:]}\n  stderr: {p.stderr[-400:]}"
+            failures.append(f"{label}: {'; '.join(problems)}{tail}")
+        print(f"smoke: {'ok  ' if not problems else 'FAIL'} {label}", flush=True)
+    return failures
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="Build the initkit images from images/images.toml")
+    ap.add_argument("--only", action="append", help="build only this image (repeatable)")
+    ap.add_argument("--no-smoke", action="store_true", help="skip the smoke checks")
+    ap.add_argument("--no-budget", action="store_true", help="do not fail when over the size budget")
+    ap.add_argument("--report", type=Path, help="write a JSON report here")
+    ap.add_argument("--list", action="store_true", help="print the image definitions and exit")
+    args = ap.parse_args()
+
+    _, images = load_config()
+    if args.only:
+        unknown = set(args.only) - {i["name"] for i in images}
+        if unknown:
+            raise SystemExit(f"build: unknown image(s) {sorted(unknown)}")
+        images = [i for i in images if i["name"] in args.only]
+    ver = version()
+    if args.list:
+        for img in images:
+            print(json.dumps({**img, "tags": tags(img, ver)}, indent=2))
+        return 0
+
+    failures: list[str] = []
+    report = []
+    for img in images:
+        build(img, ver)
+        image = tags(img, ver)[0]
+        if not args.no_smoke:
+            failures += smoke(img, image, ver)
+        gz, raw = compressed_size(image), uncompressed_size(image)
+        budget = int(img["budget_mb"] * 1_000_000)
+        status = "ok" if gz <= budget else "OVER BUDGET"
+        print(
+            f"size: {image}: {gz / 1e6:.2f} MB compressed (budget {img['budget_mb']} MB, aim "
+            f"{img.get('aim_mb', '-')} MB), {raw / 1e6:.2f} MB uncompressed: {status}",
+            flush=True,
+        )
+        if gz > budget and not args.no_budget:
+            failures.append(f"{image} is {gz} bytes compressed, over its budget of {budget}")
+        report.append({"name": img["name"], "tags": tags(img, ver), "compressed": gz, "uncompressed": raw})
+    if args.report:
+        args.report.write_text(json.dumps(report, indent=2) + "\n")
+    for f in failures:
+        print("FAIL:", f, file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
