@@ -28,7 +28,7 @@ Usage:
 {{- with $step.interval }}{{ $args = concat $args (list "--interval" (include "initkit.duration" .)) }}{{ end -}}
 {{- with $step.dnsServer }}{{ $args = concat $args (list "--dns-server" .) }}{{ end -}}
 {{- else if eq $kind "register" -}}
-{{- $args = append $args (tpl (required (printf "%s: url is required" $where) $step.url) $ctx) -}}
+{{- $args = append $args (required (printf "%s: url is required" $where) $step.url) -}}
 {{- with $step.method }}{{ $args = concat $args (list "--method" .) }}{{ end -}}
 {{- if and $step.data $step.json }}{{ fail (printf "%s: set either data or json, not both" $where) }}{{ end -}}
 {{- with $step.data }}{{ $args = concat $args (list "--data" .) }}{{ end -}}
@@ -48,7 +48,7 @@ Usage:
 {{- $dest := $step.dest | default "" -}}
 {{- if eq $kind "git-clone" -}}
 {{- $dest = $dest | default $mountPath -}}
-{{- $args = append $args (tpl (required (printf "%s: repo is required" $where) $step.repo) $ctx) -}}
+{{- $args = append $args (required (printf "%s: repo is required" $where) $step.repo) -}}
 {{- else -}}
 {{- $dest = required (printf "%s: dest is required (the file to write under %s)" $where $mountPath) $dest -}}
 {{- $args = append $args (required (printf "%s: template is required" $where) $file.template) -}}
