@@ -193,9 +193,11 @@ def _environment(root: str, trusted: set[str] | None = None) -> Any:
         def __init__(self) -> None:
             super().__init__(root)
             self.real_root = os.path.realpath(root)
+            self.loaded: set[str] = set()  # file names, to find which template failed
 
         def get_source(self, environment: Any, template: str) -> Any:
             source, filename, uptodate = super().get_source(environment, template)
+            self.loaded.add(filename)
             if template not in (trusted or ()) and not _within(os.path.realpath(filename), self.real_root):
                 raise jinja2.exceptions.SecurityError(f"{template} points outside the template directory")
             return source, filename, uptodate
@@ -208,19 +210,33 @@ def _environment(root: str, trusted: set[str] | None = None) -> Any:
 def _render(environment: Any, name: str, context: dict[str, Any], display: str) -> str:
     import jinja2
 
-    from initkit.templating import render_file, template_error
+    from initkit.templating import template_error
 
     try:
-        return render_file(environment, name, context, display)
-    except BadInput:
-        raise
+        return environment.get_template(name).render(context)
+    except jinja2.TemplateError as exc:
+        raise template_error(exc, _failing_template(exc, environment.loader.loaded, display)) from exc
     except Exception as exc:  # a filter or an expression failed: b64decode of junk, 1/0, ...
         lines = str(exc).strip().splitlines()
         kind = type(exc).__name__
         if type(exc).__module__ not in ("builtins", "__main__"):
             kind = f"{type(exc).__module__}.{kind}"
         detail = f"{kind}: {lines[0]}" if lines else kind
-        raise template_error(jinja2.TemplateError(detail).with_traceback(exc.__traceback__), display) from exc
+        wrapped = jinja2.TemplateError(detail).with_traceback(exc.__traceback__)
+        raise template_error(wrapped, _failing_template(exc, environment.loader.loaded, display)) from exc
+
+
+def _failing_template(exc: BaseException, loaded: set[str], display: str) -> str:
+    """The template the error is in: an included one rather than the one including it."""
+    import traceback
+
+    filename = getattr(exc, "filename", None)  # syntax errors know their file
+    if filename in loaded:
+        return filename
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename in loaded:
+            return frame.filename
+    return display
 
 
 def _write(output: _Output, mode: int | None) -> bool:

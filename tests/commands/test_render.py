@@ -733,3 +733,21 @@ def test_special_files(run_cli, tmp_path):
     assert result.code == 0, result.stderr
     assert listing(dest) == ["a"]
     assert any("skipping" in line and "not a regular file" in line for line in result.lines)
+
+
+@pytest.mark.parametrize(
+    ("part", "line", "kind"),
+    [
+        ("a\nb\n{{ undefined_in_part }}\n", 3, "undefined variable: 'undefined_in_part'"),
+        ("a\n{% if %}\n", 2, "template syntax error"),
+        ("a\n{{ 'x' | b64decode }}\n", 2, "template error: binascii.Error"),
+    ],
+)
+def test_an_error_in_an_included_template_names_that_template(run_cli, tmp_path, part, line, kind):
+    tpl = tmp_path / "tpl"
+    part_path = write(tpl / "part", part)
+    main = write(tpl / "main", "x\n{% include 'part' %}\n")
+    result = run_cli("render", main)
+    assert result.code == 2
+    assert len(result.lines) == 1
+    assert result.lines[0].startswith(f"initkit render: error: {part_path}:{line}: {kind}")
