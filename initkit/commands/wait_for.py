@@ -1,0 +1,153 @@
+"""`initkit wait-for TARGET...`: block until every target is ready.
+
+Replaces: until nslookup myservice; do sleep 2; done
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import click
+
+from initkit import log
+from initkit.errors import EXIT_CODES_HELP, BadInput, ExecFailed, JobFailed
+from initkit.params import Duration, option
+
+SUMMARY_EVERY = 10.0
+
+
+class _DashDashCommand(click.Command):
+    """Keeps what follows `--` as the command to exec, out of TARGETS."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta["initkit.exec"] = args[cut + 1 :]
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+
+@dataclass
+class _Status:
+    label: str
+    ready: threading.Event = field(default_factory=threading.Event)
+    last_error: str = "not checked yet"
+
+
+@click.command(
+    "wait-for",
+    cls=_DashDashCommand,
+    epilog="Targets: dns:NAME, tcp:HOST:PORT, http(s)://URL (2xx), file:PATH. "
+    "After `--`, COMMAND is executed once all are ready (126/127 when it cannot be run). " + EXIT_CODES_HELP,
+)
+@click.argument("targets", nargs=-1, required=True, envvar="INITKIT_WAIT_FOR_TARGETS")
+@option("--timeout", type=Duration(), default="5m", help="Give up after this long (0: wait forever).")
+@option("--interval", type=Duration(), default="1s", help="Time between checks of a target.")
+@option("--dns-server", metavar="IP[:PORT]", help="Ask this nameserver instead of resolv.conf's.")
+@option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle for https targets.")
+@click.pass_context
+def command(
+    ctx: click.Context,
+    targets: Sequence[str],
+    timeout: float,
+    interval: float,
+    dns_server: str | None,
+    ca_file: str | None,
+) -> None:
+    """Wait until every TARGET is ready, checking them concurrently.
+
+    \b
+    Replaces: until nslookup myservice; do sleep 2; done
+    Example:  initkit wait-for dns:myservice tcp:mydb:5432 http://api/healthz --timeout 2m
+    """
+    from initkit.probes import parse
+
+    if interval <= 0:
+        raise BadInput("--interval must be greater than 0")
+    probes = [parse(t, dns_server=dns_server, ca_file=ca_file) for t in targets]
+    wait_until_ready(probes, timeout=timeout, interval=interval)
+    argv = ctx.meta.get("initkit.exec")
+    if argv:
+        _exec(argv)
+
+
+def wait_until_ready(probes: Sequence[object], *, timeout: float, interval: float) -> None:
+    from initkit import retry
+    from initkit.durations import format_duration
+    from initkit.probes import NotReady
+
+    started = time.monotonic()
+    cancel = threading.Event()
+    statuses = [_Status(p.label) for p in probes]  # type: ignore[attr-defined]
+    all_ready = threading.Semaphore(0)
+
+    def attempt(probe: object, status: _Status) -> str:
+        try:
+            return probe.check()  # type: ignore[attr-defined]
+        except NotReady as exc:
+            status.last_error = str(exc)
+            raise retry.TryAgain(str(exc)) from None
+        except Exception as exc:  # a probe bug must not look like a hang
+            status.last_error = f"{type(exc).__name__}: {exc}"
+            raise retry.TryAgain(status.last_error) from None
+
+    def poll(probe: object, status: _Status) -> None:
+        try:
+            detail = retry.call(
+                lambda: attempt(probe, status),
+                stop=retry.stop_when(cancel.is_set),
+                wait=retry.wait_fixed(interval),
+                sleep=cancel.wait,
+            )
+        except retry.RetryError:
+            return
+        status.ready.set()
+        log.info(f"{status.label} is ready after {format_duration(time.monotonic() - started)} ({detail})")
+        all_ready.release()
+
+    for probe, status in zip(probes, statuses, strict=True):
+        threading.Thread(target=poll, args=(probe, status), name=status.label, daemon=True).start()
+
+    remaining_targets = len(statuses)
+    next_summary = started + SUMMARY_EVERY
+    try:
+        while remaining_targets:
+            now = time.monotonic()
+            wake = next_summary if not timeout else min(next_summary, started + timeout)
+            if all_ready.acquire(timeout=max(0.0, wake - now)):
+                remaining_targets -= 1
+                continue
+            now = time.monotonic()
+            pending = [s for s in statuses if not s.ready.is_set()]
+            if timeout and now - started >= timeout:
+                raise JobFailed(
+                    f"timed out after {format_duration(timeout)}; not ready: "
+                    + "; ".join(f"{s.label} ({s.last_error})" for s in pending)
+                )
+            if now >= next_summary:
+                log.info(
+                    f"waiting for {len(pending)} of {len(statuses)} targets "
+                    f"({format_duration(now - started)}): " + ", ".join(f"{s.label} ({s.last_error})" for s in pending)
+                )
+                next_summary = now + SUMMARY_EVERY
+    finally:
+        cancel.set()
+    log.info(f"all targets ready ({len(statuses)}) after {format_duration(time.monotonic() - started)}")
+
+
+def _exec(argv: list[str]) -> None:
+    import os
+
+    from initkit import signals
+
+    log.info(f"exec {' '.join(argv)}")
+    signals.restore_defaults()
+    try:
+        os.execvp(argv[0], argv)
+    except FileNotFoundError:
+        raise ExecFailed(f"cannot exec {argv[0]}: command not found", 127) from None
+    except OSError as exc:
+        raise ExecFailed(f"cannot exec {argv[0]}: {exc.strerror}", 126) from None

@@ -1,0 +1,18 @@
+"""`file:PATH`: ready when the path exists (`until [ -e PATH ]`)."""
+
+from __future__ import annotations
+
+import os
+
+from initkit.probes import NotReady
+
+
+class FileProbe:
+    def __init__(self, label: str, path: str) -> None:
+        self.label = label
+        self.path = path
+
+    def check(self) -> str:
+        if os.path.exists(self.path):
+            return "exists"
+        raise NotReady("no such file")
