@@ -346,6 +346,11 @@ def main() -> None:
             for lib in needed_libs(Path("/") / so.relative_to(t.root)):
                 t.add(lib)
 
+    # glibc dlopen()s libgcc_s for pthread_exit / thread cancellation, which ldd
+    # cannot see ("libgcc_s.so.1 must be installed for pthread_exit to work").
+    libc = next(lib for lib in needed_libs(Path(f"/usr/bin/{PY}")) if "/libc.so" in lib)
+    base.add(Path(libc).parent / "libgcc_s.so.1")
+
     # --- TLS trust, users
     base.add("/etc/ssl/certs/ca-certificates.crt")
     base.add("/usr/lib/ssl/cert.pem")
