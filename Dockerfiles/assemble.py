@@ -111,8 +111,6 @@ STDLIB_NEVER = {
     "_pydatetime",
     "pickletools",
     "idle",
-    "ctypes",
-    "_ctypes",
     "lzma",
     "_lzma",
     "bz2",

@@ -161,9 +161,7 @@ class DockerNet:
         self.volumes: list[str] = []
         self.dns = Dnsmasq(workdir / f"dns-{self.name}", self.gateway)
 
-    def run(
-        self, *args: str, name: str | None = None, detach: bool = True, **kw
-    ) -> subprocess.CompletedProcess:
+    def run(self, *args: str, name: str | None = None, detach: bool = True, **kw) -> subprocess.CompletedProcess:
         """`docker run` on this network with --dns set to our dnsmasq. args: options, image, command."""
         name = name or f"{self.name}-{uuid.uuid4().hex[:6]}"
         self.containers.append(name)
@@ -225,9 +223,7 @@ class DockerPod:
         """Run one init container to completion (foreground); returns CompletedProcess."""
         name = f"{self.net.name}-init-{uuid.uuid4().hex[:6]}"
         self.net.containers.append(name)
-        return docker(
-            "run", "--name", name, *self.container_args(*extra), image, *args, check=False, timeout=timeout
-        )
+        return docker("run", "--name", name, *self.container_args(*extra), image, *args, check=False, timeout=timeout)
 
     def start_init(self, *args: str, image: str = IMAGE, extra: tuple[str, ...] = ()) -> subprocess.Popen:
         """Start an init container in the background (attached); returns the Popen."""
@@ -365,9 +361,7 @@ class PodmanSandbox:
 
     def container_events(self, since: str = "10m") -> list[dict]:
         """podman's container events (init containers are removed once they succeed)."""
-        p = self.podman(
-            "events", "--stream=false", "--since", since, "--filter", "type=container", "--format", "json"
-        )
+        p = self.podman("events", "--stream=false", "--since", since, "--filter", "type=container", "--format", "json")
         return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
 
     def logs(self, container: str) -> str:

@@ -108,9 +108,7 @@ def test_slim_has_no_git(engine):
         check=False,
     )
     assert p.returncode != 0 and "ModuleNotFoundError" in p.stderr
-    p = docker(
-        "run", "--rm", "--network", "none", "--entrypoint", "git", IMAGE_SLIM, "--version", check=False
-    )
+    p = docker("run", "--rm", "--network", "none", "--entrypoint", "git", IMAGE_SLIM, "--version", check=False)
     assert p.returncode in (126, 127)
 
 

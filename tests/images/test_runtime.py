@@ -79,7 +79,5 @@ def test_no_writes_outside_destination(engine, volumes):
         "render", "/in/t.j2", "/out/again.txt", "--set", "x=2",
     )  # fmt: skip
     assert p.returncode == 0
-    out = docker(
-        "run", "--rm", "--network", "none", volumes[2], volumes[3], BASE_IMAGE, "ls", "-a", "/out"
-    ).stdout
+    out = docker("run", "--rm", "--network", "none", volumes[2], volumes[3], BASE_IMAGE, "ls", "-a", "/out").stdout
     assert set(out.split()) <= {".", "..", "again.txt", "t.txt"}
