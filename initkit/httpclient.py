@@ -21,7 +21,16 @@ def session(ca_file: str | None = None) -> requests.Session:
 
     if ca_file is not None and not os.path.isfile(ca_file):
         raise BadInput(f"CA file {ca_file} does not exist")
-    s = requests.Session()
+
+    class Session(requests.Session):
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's
+        # own `verify` (psf/requests#3829); an explicit --ca-file must win.
+        def request(self, *args: object, **kwargs: object) -> requests.Response:
+            if ca_file is not None:
+                kwargs.setdefault("verify", ca_file)
+            return super().request(*args, **kwargs)  # type: ignore[arg-type]
+
+    s = Session()
     s.headers["User-Agent"] = USER_AGENT
     if ca_file is not None:
         s.verify = ca_file
