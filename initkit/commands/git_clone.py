@@ -1,0 +1,361 @@
+"""`initkit git-clone REPO DEST`: the `git clone` init container, idempotent.
+
+How DEST is read, so that a re-run after any interruption does the right thing:
+
+- empty, missing, or holding only `lost+found` (a volume's mount point): clone.
+  The clone is fetched into DEST/.git.initkit-tmp, which is renamed to DEST/.git
+  only once the commit is there; DEST itself is never renamed nor removed.
+- DEST/.git with `initkit.cloning` set in its config: a clone that was stopped
+  between that rename and the end of the checkout; finish it (forced checkout,
+  untracked leftovers removed: nobody but initkit has used that tree yet).
+- DEST/.git of REPO, complete: nothing to do when HEAD is the requested commit
+  (no network at all when --ref is a full SHA); else a non-forced checkout, so
+  local changes are never destroyed.
+- anything else (other files, another repository): refused, nothing touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+
+import click
+
+from initkit import log, redact
+from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
+from initkit.params import option
+
+TMP_GIT_DIR = ".git.initkit-tmp"
+CLONING_KEY = "initkit.cloning"
+
+
+@click.command("git-clone", epilog=EXIT_CODES_HELP)
+@click.argument("repo", envvar="INITKIT_GIT_CLONE_REPO")
+@click.argument("dest", envvar="INITKIT_GIT_CLONE_DEST")
+@option("--ref", help="Branch, tag or full commit SHA.  [default: the remote's HEAD]")
+@option("--depth", type=click.IntRange(min=1), help="Fetch only the last N commits (submodules too).")
+@option("--submodules", is_flag=True, help="Also check out submodules, recursively.")
+@option("--username", help="User name for http(s) basic authentication.")
+@option("--password-file", help="File holding the http(s) password or token.")
+@option("--ssh-key-file", help="Private key for ssh (instead of anything in ~/.ssh).")
+@option("--known-hosts-file", help="known_hosts file for ssh; host keys are always checked.")
+def command(
+    repo: str,
+    dest: str,
+    ref: str | None,
+    depth: int | None,
+    submodules: bool,
+    username: str | None,
+    password_file: str | None,
+    ssh_key_file: str | None,
+    known_hosts_file: str | None,
+) -> None:
+    """Clone REPO into DEST, or move DEST to the requested commit.
+
+    \b
+    Replaces: [ -d /work/.git ] || git clone --depth 1 -b main https://... /work
+    Example:  initkit git-clone https://git.example.com/site.git /usr/share/nginx/html \\
+                --ref v1.2.0 --username deploy --password-file /secrets/git/password
+
+    DEST may be a volume's mount point holding only lost+found. DEST holding any
+    other files, or a checkout of another repository, is refused (exit 2).
+    """
+    from initkit import gitrepo
+
+    remote = gitrepo.parse_remote(repo)
+    header = _http_credentials(remote, username, password_file)
+    ssh = _ssh_options(remote, ssh_key_file, known_hosts_file)
+    env = gitrepo.git_environment(header=header, scope=remote.scope, ssh=ssh)
+    job = Clone(gitrepo.Git(env), remote, os.path.abspath(dest), ref, depth, submodules)
+    job.run()
+
+
+def _read_secret(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = handle.read().rstrip("\r\n")
+    except OSError as exc:
+        raise BadInput(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{what} {path} is not UTF-8 text") from None
+    if not value:
+        raise BadInput(f"{what} {path} is empty")
+    return value
+
+
+def _http_credentials(remote, username: str | None, password_file: str | None) -> str | None:
+    from initkit import gitrepo
+
+    if remote.password:
+        redact.register(remote.password)
+    if remote.kind != "http":
+        if username or password_file:
+            raise BadInput("--username and --password-file apply to http(s) repositories only")
+        return None
+    password = remote.password
+    if password_file:
+        password = _read_secret(password_file, "password file")
+        redact.register(password)
+    user = username or remote.username
+    if password is None and user is None:
+        return None
+    if password is None:
+        if username:
+            raise BadInput("--username needs --password-file")
+        redact.register(user)  # https://TOKEN@host/...: the user name is the secret
+        password = ""
+    if user is None:
+        raise BadInput("--password-file needs --username (or a user name in the URL)")
+    return gitrepo.basic_auth_header(user, password)
+
+
+def _ssh_options(remote, key_file: str | None, known_hosts_file: str | None) -> str | None:
+    from initkit import gitrepo
+
+    if not key_file and not known_hosts_file:
+        return None
+    if remote.kind != "ssh":
+        raise BadInput("--ssh-key-file and --known-hosts-file apply to ssh repositories only")
+    for path, what in ((key_file, "ssh key file"), (known_hosts_file, "known hosts file")):
+        if path:
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                raise BadInput(f"cannot read {what} {path}: {exc.strerror}") from None
+    if key_file and not known_hosts_file:
+        raise BadInput("--ssh-key-file needs --known-hosts-file (host keys are always checked)")
+    return gitrepo.ssh_command(key_file, known_hosts_file)
+
+
+class Clone:
+    def __init__(self, git, remote, dest: str, ref: str | None, depth: int | None, submodules: bool):
+        from initkit import gitrepo
+
+        self.gitrepo = gitrepo
+        self.git = git
+        self.remote = remote
+        self.dest = dest
+        self.git_dir = os.path.join(dest, ".git")
+        self.ref = ref
+        self.depth = depth
+        self.submodules = submodules
+        self.started = time.monotonic()
+        self.sha = ref.lower() if ref and gitrepo.FULL_SHA.match(ref.lower()) else None
+
+    # --- what is in DEST --------------------------------------------------------------
+
+    def run(self) -> None:
+        state = self.survey()
+        if state == "empty":
+            self.clone()
+        elif state == "cloning":
+            log.info(f"finishing an interrupted clone of {self.remote.url} in {self.dest}")
+            self.remove_stale_lock()
+            self.finish(self.fetch(["-C", self.dest]), clean=True, verb="cloned")
+        else:
+            self.update()
+
+    def survey(self) -> str:
+        dest = self.dest
+        if os.path.lexists(dest) and not os.path.isdir(dest):
+            raise BadInput(f"{dest} exists and is not a directory")
+        try:
+            entries = set(os.listdir(dest))
+        except FileNotFoundError:
+            return "empty"
+        except OSError as exc:
+            raise JobFailed(f"cannot read {dest}: {exc.strerror}") from None
+        entries.discard(TMP_GIT_DIR)
+        if os.path.isdir(os.path.join(dest, "lost+found")):
+            entries.discard("lost+found")
+        if ".git" not in entries:
+            if entries:
+                shown = ", ".join(sorted(entries)[:5]) + (", ..." if len(entries) > 5 else "")
+                raise BadInput(
+                    f"{dest} holds files that are not a checkout of {self.remote.url} ({shown}); refusing to touch them"
+                )
+            return "empty"
+        if os.path.islink(self.git_dir) or not os.path.isdir(self.git_dir):
+            raise BadInput(f"{self.git_dir} is not a git directory; refusing to touch {dest}")
+        config = self.git.run(
+            "--git-dir", self.git_dir, "config", "-z", "--get-regexp", r"^(remote\.origin\.url|initkit\.)"
+        )
+        if config.code not in (0, 1):
+            raise BadInput(f"{dest} holds a damaged or foreign .git ({self.gitrepo.reason(config.err.splitlines())})")
+        values = dict(item.split("\n", 1) for item in config.out.split("\0") if "\n" in item)
+        origin = values.get("remote.origin.url")
+        if origin is None:
+            raise BadInput(f"{dest} is a git checkout without an origin remote; refusing to touch it")
+        if not self.gitrepo.same_repository(origin, self.remote.url):
+            raise BadInput(
+                f"{dest} is a checkout of {redact.redact(origin)}, not of {self.remote.url}; refusing to touch it"
+            )
+        if origin != self.remote.url:  # e.g. credentials stored by a plain `git clone`: drop them
+            self.git.check("-C", dest, "remote", "set-url", "origin", self.remote.url, what="update")
+        return "cloning" if values.get(CLONING_KEY) else "checkout"
+
+    # --- a new clone ------------------------------------------------------------------
+
+    def clone(self) -> None:
+        created = not os.path.isdir(self.dest)
+        try:
+            os.makedirs(self.dest, exist_ok=True)
+        except OSError as exc:
+            raise JobFailed(f"cannot create {self.dest}: {exc.strerror}") from None
+        tmp = os.path.join(self.dest, TMP_GIT_DIR)
+        if os.path.lexists(tmp):
+            log.info(f"removing {tmp} left by an interrupted clone")
+            _remove(tmp)
+        log.info(f"cloning {self.remote.url} ({self.describe()}) into {self.dest}")
+        try:
+            git = ["--git-dir", tmp]
+            self.git.check("init", "-q", "--bare", tmp, what="clone")
+            self.git.check(*git, "config", "core.bare", "false", what="clone")
+            self.git.check(*git, "config", CLONING_KEY, "true", what="clone")
+            self.git.check(*git, "remote", "add", "origin", self.remote.url, what="clone")
+            sha = self.fetch(git, what="clone")
+            os.rename(tmp, self.git_dir)
+        except BaseException:
+            _remove(tmp)
+            if created:
+                with contextlib.suppress(OSError):
+                    os.rmdir(self.dest)
+            raise
+        self.finish(sha, clean=False, verb="cloned")
+
+    def finish(self, sha: str, *, clean: bool, verb: str) -> None:
+        """Check out in a tree only initkit has written to, then mark the clone complete."""
+        wt = ["-C", self.dest]
+        self.git.check(*wt, "checkout", "-q", "--force", "--detach", sha, what="checkout")
+        if clean:
+            self.git.check(*wt, "clean", "-q", "-ffdx", "-e", "/lost+found", what="checkout")
+        if self.submodules:
+            self.update_submodules()
+        self.git.check(*wt, "config", "--unset", CLONING_KEY, what="checkout")
+        log.info(
+            f"{verb} {self.remote.url} at {sha} into {self.dest} in {time.monotonic() - self.started:.1f}s",
+            commit=sha,
+        )
+
+    # --- an existing checkout ---------------------------------------------------------
+
+    def update(self) -> None:
+        wt = ["-C", self.dest]
+        head = self.git.run(*wt, "rev-parse", "--verify", "-q", "HEAD^{commit}").out.strip() or None
+        target = self.sha or self.resolve_remote()
+        if target != head and not self.present(target):
+            target = self.fetch(wt)
+        if target == head:
+            if self.submodules and self.submodules_stale():
+                self.update_submodules()
+                log.info(f"{self.dest} at {head}: submodules updated", commit=head)
+            else:
+                log.info(f"{self.dest} already at {head}: nothing to do", commit=head)
+            return
+        moved = self.git.run(*wt, "checkout", "-q", "--detach", target)
+        if not moved.ok:
+            raise self.refused(head, target, moved)
+        if self.submodules:
+            self.update_submodules()
+        log.info(f"moved {self.dest} from {head} to {target}", commit=target, previous=head)
+
+    def refused(self, head: str | None, target: str, outcome) -> JobFailed:
+        lines = outcome.err.splitlines()
+        if any("would be overwritten" in line for line in lines):
+            files = [line.strip() for line in lines if line.startswith("\t")]
+            shown = ", ".join(files[:5]) + (", ..." if len(files) > 5 else "")
+            kind = "untracked files" if any("untracked" in line for line in lines) else "local changes to"
+            return JobFailed(
+                f"cannot move {self.dest} from {head} to {target}: {kind} {shown} would be overwritten; "
+                "commit, stash or remove them (nothing was changed)"
+            )
+        return self.gitrepo.failure(f"checkout of {target}", outcome)
+
+    def resolve_remote(self) -> str:
+        """The commit the remote's ref names now, without fetching anything."""
+        pattern = self.ref or "HEAD"
+        listing = self.git.check("ls-remote", "--", self.remote.url, pattern, what="ls-remote", cwd=self.dest)
+        refs: dict[str, str] = {}
+        for line in listing.out.splitlines():
+            sha, _, name = line.partition("\t")
+            refs[name] = sha
+        candidates = [pattern] if pattern.startswith("refs/") or pattern == "HEAD" else [
+            pattern, f"refs/{pattern}", f"refs/tags/{pattern}", f"refs/heads/{pattern}",
+        ]  # fmt: skip
+        for name in candidates:
+            if name in refs:
+                return refs.get(f"{name}^{{}}", refs[name])
+        raise JobFailed(f"ref {pattern!r} not found in {self.remote.url}" + self.sha_hint())
+
+    def fetch(self, git: list[str], what: str = "fetch") -> str:
+        """Fetch the requested commit; return its SHA."""
+        depth = ["--depth", str(self.depth)] if self.depth else []
+        if self.sha:
+            if self.present(self.sha, git):
+                return self.sha
+            direct = self.git.run(*git, "fetch", "-q", "--no-tags", *depth, "origin", self.sha)
+            if not direct.ok:  # a server that refuses to serve unadvertised commits
+                log.debug("fetching the commit directly failed; fetching all branches and tags")
+                self.git.check(*git, "fetch", "-q", "--tags", *depth, "origin", what=what)
+            if not self.present(self.sha, git):
+                raise JobFailed(f"{what} failed: commit {self.sha} not found in {self.remote.url}")
+            return self.sha
+        ref = self.ref or "HEAD"
+        fetched = self.git.run(*git, "fetch", "-q", "--no-tags", *depth, "origin", ref)
+        if not fetched.ok:
+            if "couldn't find remote ref" in fetched.err:
+                raise JobFailed(f"{what} failed: ref {ref!r} not found in {self.remote.url}" + self.sha_hint())
+            raise self.gitrepo.failure(what, fetched)
+        return self.git.check(*git, "rev-parse", "--verify", "FETCH_HEAD^{commit}", what=what).out.strip()
+
+    def present(self, sha: str, git: list[str] | None = None) -> bool:
+        return self.git.run(*(git or ["-C", self.dest]), "cat-file", "-e", f"{sha}^{{commit}}").ok
+
+    def sha_hint(self) -> str:
+        ref = self.ref or ""
+        if 4 <= len(ref) < 40 and all(c in "0123456789abcdefABCDEF" for c in ref):
+            return " (a commit must be given as its full SHA)"
+        return ""
+
+    def describe(self) -> str:
+        return f"ref {self.ref}" if self.ref else "the remote's HEAD"
+
+    # --- submodules and leftovers -----------------------------------------------------
+
+    def update_submodules(self) -> None:
+        depth = ["--depth", str(self.depth)] if self.depth else []
+        self.git.check(
+            "-C",
+            self.dest,
+            "submodule",
+            "update",
+            "-q",
+            "--init",
+            "--recursive",
+            *depth,
+            what="submodule update",
+        )
+
+    def submodules_stale(self) -> bool:
+        status = self.git.check("-C", self.dest, "submodule", "status", "--recursive", what="submodule status")
+        return any(line[:1] in ("-", "+", "U") for line in status.out.splitlines())
+
+    def remove_stale_lock(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.git_dir, "index.lock"))
+
+
+def _remove(path: str) -> None:
+    """Remove a temp git dir, even while a killed git's last writes land in it."""
+    for _ in range(5):
+        try:
+            shutil.rmtree(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.05)
+    shutil.rmtree(path, ignore_errors=True)
