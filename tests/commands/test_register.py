@@ -1,0 +1,219 @@
+"""register against a real, scripted HTTP(S) server."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+from email.utils import formatdate
+
+import pytest
+
+from tests.servers import Reply, ScriptedHttpServer, free_port
+
+POD = {"POD_NAME": "myapp-7d4b9", "POD_NAMESPACE": "shop", "POD_IP": "10.244.1.17", "POD_UID": "8d2c-11"}
+
+
+@pytest.fixture
+def server():
+    s = ScriptedHttpServer()
+    yield s
+    s.stop()
+
+
+def test_form_body_like_curl_d_with_pod_facts(run_cli, server):
+    result = run_cli("register", server.url("/register"), "--data", "instance={{ pod.name }}&ip={{ pod.ip }}", env=POD)
+    assert result.code == 0, result.stderr
+    (seen,) = server.seen
+    assert (seen.method, seen.path) == ("POST", "/register")
+    assert seen.body == "instance=myapp-7d4b9&ip=10.244.1.17"
+    assert seen.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert "registered (HTTP 200)" in result.stderr
+
+
+def test_json_body_headers_and_templated_url(run_cli, server):
+    result = run_cli(
+        "register",
+        server.url("/pods/{{ pod.namespace }}"),
+        "--method",
+        "put",
+        "--json",
+        '{"name": "{{ pod.name }}", "node": "{{ env.ZONE }}"}',
+        "--header",
+        "X-Pod: {{ pod.uid }}",
+        env={**POD, "ZONE": "eu-1"},
+    )
+    assert result.code == 0, result.stderr
+    (seen,) = server.seen
+    assert (seen.method, seen.path) == ("PUT", "/pods/shop")
+    assert json.loads(seen.body) == {"name": "myapp-7d4b9", "node": "eu-1"}
+    assert seen.headers["Content-Type"] == "application/json"
+    assert seen.headers["X-Pod"] == "8d2c-11"
+
+
+def test_idempotency_key_is_stable_across_reruns_and_differs_between_pods(run_cli, server):
+    for _ in range(2):
+        assert run_cli("register", server.url(), env=POD).code == 0
+    assert run_cli("register", server.url(), env={**POD, "POD_UID": "other"}).code == 0
+    keys = [s.headers["Idempotency-Key"] for s in server.seen]
+    assert keys[0] == keys[1] != keys[2]
+
+
+def test_idempotency_key_falls_back_to_namespace_and_name(run_cli, server):
+    env = {"POD_NAME": "a", "POD_NAMESPACE": "ns"}
+    assert run_cli("register", server.url(), env=env).code == 0
+    assert run_cli("register", server.url(), env=env).code == 0
+    assert run_cli("register", server.url(), env={**env, "POD_NAME": "b"}).code == 0
+    keys = [s.headers["Idempotency-Key"] for s in server.seen]
+    assert keys[0] == keys[1] != keys[2]
+
+
+def test_409_means_already_registered(run_cli, server):
+    server.script = [Reply(409, "exists")]
+    result = run_cli("register", server.url(), env=POD)
+    assert result.code == 0
+    assert "already registered (HTTP 409)" in result.stderr
+
+
+def test_5xx_and_connection_errors_are_retried_then_succeed(run_cli, server):
+    server.script = [Reply(503), Reply(500), Reply(502)]
+    started = time.monotonic()
+    result = run_cli("register", server.url(), env=POD)
+    assert result.code == 0, result.stderr
+    assert len(server.seen) == 4
+    # Backoff 0.5, 1, 2 s with up to 50 % jitter.
+    assert 3.5 <= time.monotonic() - started < 6
+    assert result.stderr.count("retrying in") == 3
+    assert len({s.headers["Idempotency-Key"] for s in server.seen}) == 1
+
+
+def test_429_retry_after_seconds_is_honoured(run_cli, server):
+    server.script = [Reply(429, "slow down", {"Retry-After": "2"})]
+    started = time.monotonic()
+    result = run_cli("register", server.url(), env=POD)
+    assert result.code == 0
+    assert 2.0 <= time.monotonic() - started < 4
+    assert "HTTP 429; retrying in 2s" in result.stderr
+
+
+def test_retry_after_http_date_is_honoured(run_cli, server):
+    server.script = [Reply(503, "", {"Retry-After": formatdate(time.time() + 3, usegmt=True)})]
+    started = time.monotonic()
+    assert run_cli("register", server.url(), env=POD).code == 0
+    assert 1.5 <= time.monotonic() - started < 5
+
+
+def test_retry_after_beyond_the_timeout_gives_up_at_once(run_cli, server):
+    server.script = [Reply(503, "", {"Retry-After": "120"})]
+    started = time.monotonic()
+    result = run_cli("register", server.url(), "--timeout", "10s", env=POD)
+    assert result.code == 1
+    assert time.monotonic() - started < 2
+    assert "timeout would pass before the next attempt" in result.stderr
+
+
+def test_gives_up_after_attempts(run_cli, server):
+    server.default = Reply(503, "maintenance")
+    result = run_cli("register", server.url(), "--attempts", "2", env=POD)
+    assert result.code == 1
+    assert len(server.seen) == 2
+    assert result.lines[-1].endswith("failed: HTTP 503; gave up after 2 attempts")
+
+
+def test_4xx_fails_at_once_showing_status_and_answer(run_cli, server):
+    server.script = [Reply(422, '{"error": "ip is not in the pod CIDR"}')]
+    result = run_cli("register", server.url("/register"), env=POD)
+    assert result.code == 1
+    assert len(server.seen) == 1
+    assert len(result.lines) == 1
+    assert "HTTP 422" in result.stderr and "ip is not in the pod CIDR" in result.stderr
+
+
+def test_unreachable_host_is_retried_then_fails(run_cli):
+    url = f"http://127.0.0.1:{free_port()}/register"
+    result = run_cli("register", url, "--attempts", "2", env=POD)
+    assert result.code == 1
+    assert "connection refused; gave up after 2 attempts" in result.stderr
+
+
+def test_token_goes_out_as_bearer_and_never_appears_in_output(run_cli, server, tmp_path):
+    token = "s3cr3t-token-value"
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    server.script = [Reply(503), Reply(403, f"token {token} is not allowed here")]
+    result = run_cli("--debug", "register", server.url(), "--token-file", str(token_file), env=POD)
+    assert result.code == 1
+    assert [s.headers["Authorization"] for s in server.seen] == [f"Bearer {token}"] * 2
+    assert token not in result.stderr + result.stdout
+    assert "token *** is not allowed here" in result.stderr
+
+
+def test_credentials_in_url_are_redacted(run_cli, server):
+    url = server.url("/r").replace("http://", "http://admin:hunter22@")
+    server.script = [Reply(400, "no")]
+    result = run_cli("register", url, env=POD)
+    assert result.code == 1
+    assert "hunter22" not in result.stderr
+    assert "admin:***@" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--token-file", "/nonexistent/token"], "token file /nonexistent/token does not exist"),
+        (["--json", '{"ip": {{ pod.ip }}'], "--json does not render to valid JSON"),
+        (["--data", "a={{ nope }}"], "--data:1: undefined variable: 'nope' is undefined"),
+        (["--header", "no-colon"], "malformed --header"),
+        (["--data", "a", "--json", "{}"], "mutually exclusive"),
+        (["--ca-file", "/nonexistent/ca.pem"], "CA file /nonexistent/ca.pem does not exist"),
+        (["--attempts", "0"], "--attempts"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(run_cli, server, args, message):
+    result = run_cli("register", server.url(), *args, env={"POD_IP": "10.0.0.1"})
+    assert result.code == 2, result.stderr
+    assert len(result.lines) == 1 and message in result.stderr
+    assert server.seen == []
+
+
+def test_undefined_pod_fact_names_the_downward_api_variable(run_cli, server):
+    result = run_cli("register", server.url(), "--data", "uid={{ pod.uid }}")
+    assert result.code == 2
+    assert "set POD_UID (fieldRef metadata.uid)" in result.stderr
+
+
+def test_url_without_scheme_is_bad_input(run_cli):
+    result = run_cli("register", "mgmt/register", env=POD)
+    assert result.code == 2 and "invalid URL" in result.stderr
+
+
+def test_https_with_ca_file(run_cli, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server = ScriptedHttpServer(tls=context)
+    try:
+        result = run_cli("register", server.url(), "--ca-file", str(tmp_path / "ca.pem"), env=POD)
+        untrusted = run_cli("register", server.url(), "--attempts", "1", env=POD)
+    finally:
+        server.stop()
+    assert result.code == 0, result.stderr
+    assert untrusted.code == 1 and "certificate verify failed" in untrusted.stderr
+
+
+def test_options_from_environment(run_cli, server, tmp_path):
+    (tmp_path / "t").write_text("tok-from-env")
+    env = {
+        **POD,
+        "INITKIT_REGISTER_URL": server.url("/env"),
+        "INITKIT_REGISTER_METHOD": "PUT",
+        "INITKIT_REGISTER_DATA": "ip={{ pod.ip }}",
+        "INITKIT_REGISTER_TOKEN_FILE": str(tmp_path / "t"),
+    }
+    result = run_cli("register", env=env)
+    assert result.code == 0, result.stderr
+    (seen,) = server.seen
+    assert (seen.method, seen.path, seen.body) == ("PUT", "/env", "ip=10.244.1.17")
+    assert seen.headers["Authorization"] == "Bearer tok-from-env"
