@@ -1,0 +1,33 @@
+import socket
+
+from initkit.podfacts import PodFacts
+
+
+def test_downward_api_variables_win(tmp_path):
+    env = {"POD_IP": "10.1.1.1", "POD_NAME": "p", "POD_NAMESPACE": "ns", "POD_UID": "u", "NODE_NAME": "n"}
+    facts = PodFacts(env, namespace_file=str(tmp_path / "none"))
+    assert facts.as_dict() == {
+        "pod": {"ip": "10.1.1.1", "name": "p", "namespace": "ns", "uid": "u"},
+        "node": {"name": "n"},
+    }
+    assert facts.identity() == "uid:u"
+
+
+def test_fallbacks_outside_the_downward_api(tmp_path):
+    ns = tmp_path / "namespace"
+    ns.write_text("team-a\n")
+    facts = PodFacts({}, namespace_file=str(ns))
+    assert facts.namespace == "team-a"
+    assert facts.name == socket.gethostname()
+    assert facts.ip == socket.gethostbyname(socket.gethostname())
+    assert facts.uid is None and facts.node_name is None
+    assert facts.identity() == f"name:team-a/{socket.gethostname()}"
+
+
+def test_info_prints_facts_as_json(run_cli):
+    import json
+
+    result = run_cli("info", env={"POD_IP": "10.0.0.9", "POD_UID": "abc", "NODE_NAME": "node-1"})
+    assert result.code == 0
+    facts = json.loads(result.stdout)
+    assert facts["pod"]["ip"] == "10.0.0.9" and facts["pod"]["uid"] == "abc" and facts["node"]["name"] == "node-1"
