@@ -1,0 +1,127 @@
+"""The CLI contract: help, exit codes, env-var options, JSON logs, lazy imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from initkit import __version__
+from initkit.cli import COMMANDS
+
+ALL_COMMANDS = list(COMMANDS)
+
+
+def test_version(run_cli):
+    result = run_cli("--version")
+    assert result.code == 0 and result.stdout == f"initkit {__version__}\n"
+
+
+def test_group_help_lists_commands_exit_codes_and_env(run_cli):
+    result = run_cli("--help")
+    assert result.code == 0
+    for name in ALL_COMMANDS:
+        assert name in result.stdout
+    assert "128+N" in result.stdout and "INITKIT_LOG_FORMAT" in result.stdout
+
+
+@pytest.mark.parametrize("name", ALL_COMMANDS)
+def test_every_command_has_help_with_exit_codes(run_cli, name):
+    result = run_cli(name, "--help")
+    assert result.code == 0, result.stderr
+    assert f"Usage: initkit {name}" in result.stdout
+    assert "Exit codes: 0 done; 1" in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize(
+    ("name", "envvar"),
+    [
+        ("wait-for", "INITKIT_WAIT_FOR_TIMEOUT"),
+        ("register", "INITKIT_REGISTER_TOKEN_FILE"),
+        ("git-clone", "INITKIT_GIT_CLONE_DEPTH"),
+        ("render", "INITKIT_RENDER_MODE"),
+    ],
+)
+def test_help_shows_environment_variables(run_cli, name, envvar):
+    assert envvar in run_cli(name, "--help").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope"], "No such command 'nope'"),
+        (["sleep", "1", "--bogus"], "No such option: --bogus"),
+        (["--log-format", "xml", "sleep", "0"], "Invalid value for '--log-format'"),
+        (["wait-for"], "Missing argument 'TARGETS...'"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(run_cli, args, message):
+    result = run_cli(*args)
+    assert result.code == 2
+    assert len(result.lines) == 1, result.stderr
+    assert message in result.stderr
+
+
+def test_json_logs_for_usage_errors_too(run_cli):
+    result = run_cli("--log-format", "json", "sleep", "soon")
+    assert result.code == 2
+    (record,) = [json.loads(line) for line in result.lines]
+    assert record["level"] == "error" and "invalid duration 'soon'" in record["msg"]
+
+
+def test_log_format_from_environment(run_cli):
+    result = run_cli("sleep", "x", env={"INITKIT_LOG_FORMAT": "json"})
+    assert json.loads(result.stderr)["command"] == "sleep"
+
+
+def test_quiet_prints_errors_only(run_cli, tmp_path):
+    ok = run_cli("--quiet", "wait-for", f"file:{tmp_path}")
+    assert ok.code == 0 and ok.stderr == ""
+    failed = run_cli("-q", "wait-for", "file:/nonexistent", "--timeout", "100ms")
+    assert failed.code == 1 and len(failed.lines) == 1
+
+
+def test_internal_errors_are_one_line_with_traceback_only_under_debug(run_cli, monkeypatch):
+    from initkit.commands import sleep as sleep_module
+
+    def broken(seconds: float) -> None:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(sleep_module.time, "sleep", broken)
+    plain = run_cli("sleep", "1")
+    assert plain.code == 1
+    assert plain.lines == ["initkit sleep: error: internal error: ZeroDivisionError: boom (rerun with --debug)"]
+    debug = run_cli("--debug", "sleep", "1")
+    assert debug.code == 1 and "Traceback" in debug.stderr and "ZeroDivisionError" in debug.stderr
+
+
+def test_python_dash_m_and_console_script_agree():
+    as_module = subprocess.run([sys.executable, "-m", "initkit", "--version"], capture_output=True, text=True)
+    script = subprocess.run(["initkit", "--version"], capture_output=True, text=True)
+    assert as_module.stdout == script.stdout == f"initkit {__version__}\n"
+
+
+HEAVY = ("requests", "jinja2", "dns", "git", "yaml", "urllib3")
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [
+        (["--version"], ()),
+        (["sleep", "0"], ()),
+        (["wait-for", "tcp:127.0.0.1:9", "--timeout", "1ms"], ()),
+        (["wait-for", "file:/", "--timeout", "1ms"], ()),
+        (["wait-for", "dns:a.test", "--dns-server", "127.0.0.1:9", "--timeout", "1ms"], ("dns",)),
+    ],
+)
+def test_subcommands_import_only_what_they_use(args, allowed):
+    code = (
+        "import sys\nfrom initkit.cli import run\nrun(sys.argv[1:])\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=30)
+    loaded = set(proc.stdout.split())
+    assert "click" in loaded
+    assert not (loaded & set(HEAVY)) - set(allowed), f"{args} imported {(loaded & set(HEAVY)) - set(allowed)}"
