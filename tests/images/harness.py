@@ -274,6 +274,7 @@ class PodmanSandbox:
 
     # -- lifecycle
     def __enter__(self) -> PodmanSandbox:
+        self.started = time.time()
         self.dns = Dnsmasq(self.dir / "dns", self.dnsmasq_addr)
         resolv = self.dir / "resolv.conf"
         resolv.write_text(f"nameserver {self.dnsmasq_addr}\n")
@@ -282,8 +283,6 @@ class PodmanSandbox:
             "[containers]\n"
             'default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]\n'
             f'dns_servers = ["{self.gateway}"]\n'
-            "[network]\n"
-            f'default_network = "{self.net}"\n'
         )
         self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
         # a long-lived holder in its own mount namespace, with our resolv.conf bound in
@@ -359,8 +358,13 @@ class PodmanSandbox:
         self.pin_bridge_mac()
         return p
 
-    def container_events(self, since: str = "10m") -> list[dict]:
-        """podman's container events (init containers are removed once they succeed)."""
+    def container_events(self, since: str | None = None) -> list[dict]:
+        """podman's container events since the sandbox started (or `since`).
+
+        Init containers are removed once they succeed, so order and exit codes
+        come from here; ContainerExitCode is omitted from an event when it is 0.
+        """
+        since = since or str(int(self.started))
         p = self.podman("events", "--stream=false", "--since", since, "--filter", "type=container", "--format", "json")
         return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
 
