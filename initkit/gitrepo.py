@@ -180,8 +180,9 @@ class Outcome:
 class Git:
     """Runs `git ARGS` with the environment built for one repository."""
 
-    def __init__(self, env: dict) -> None:
+    def __init__(self, env: dict, credentials: bool = False) -> None:
         self.env = env
+        self.credentials = credentials  # whether a failed login means wrong credentials
         self.preexec = _death_signal()
 
     def run(self, *args: str, cwd: str | None = None) -> Outcome:
@@ -214,7 +215,7 @@ class Git:
     def check(self, *args: str, what: str, cwd: str | None = None) -> Outcome:
         outcome = self.run(*args, cwd=cwd)
         if not outcome.ok:
-            raise failure(what, outcome)
+            raise failure(what, outcome, self.credentials)
         return outcome
 
 
@@ -245,10 +246,12 @@ _AUTH = (
 )
 
 
-def failure(what: str, outcome: Outcome) -> JobFailed:
+def failure(what: str, outcome: Outcome, credentials: bool = False) -> JobFailed:
     """JobFailed naming git's most telling stderr line."""
     lines = [line.strip() for line in outcome.err.splitlines() if line.strip()]
     denied = [line for line in lines if any(marker in line for marker in _AUTH)]
+    if denied and credentials and "could not read" in denied[0]:  # git asked again after a 401
+        return JobFailed(f"{what} failed: authentication failed: the server refused the credentials given")
     if denied:
         return JobFailed(f"{what} failed: authentication failed ({denied[0]})")
     if any("Host key verification failed" in line for line in lines):

@@ -34,13 +34,13 @@ CLONING_KEY = "initkit.cloning"
 @click.command("git-clone", epilog=EXIT_CODES_HELP)
 @click.argument("repo", envvar="INITKIT_GIT_CLONE_REPO")
 @click.argument("dest", envvar="INITKIT_GIT_CLONE_DEST")
-@option("--ref", help="Branch, tag or full commit SHA.  [default: the remote's HEAD]")
-@option("--depth", type=click.IntRange(min=1), help="Fetch only the last N commits (submodules too).")
+@option("--ref", metavar="REF", help="Branch, tag or full commit SHA.  [default: the remote's HEAD]")
+@option("--depth", metavar="N", type=click.IntRange(min=1), help="Fetch only the last N commits (submodules too).")
 @option("--submodules", is_flag=True, help="Also check out submodules, recursively.")
-@option("--username", help="User name for http(s) basic authentication.")
-@option("--password-file", help="File holding the http(s) password or token.")
-@option("--ssh-key-file", help="Private key for ssh (instead of anything in ~/.ssh).")
-@option("--known-hosts-file", help="known_hosts file for ssh; host keys are always checked.")
+@option("--username", metavar="USER", help="User name for http(s) basic authentication.")
+@option("--password-file", metavar="FILE", help="File holding the http(s) password or token.")
+@option("--ssh-key-file", metavar="FILE", help="Private key for ssh (instead of anything in ~/.ssh).")
+@option("--known-hosts-file", metavar="FILE", help="known_hosts file for ssh; host keys are always checked.")
 def command(
     repo: str,
     dest: str,
@@ -61,6 +61,7 @@ def command(
 
     DEST may be a volume's mount point holding only lost+found. DEST holding any
     other files, or a checkout of another repository, is refused (exit 2).
+    REPO and DEST may also come from INITKIT_GIT_CLONE_REPO and INITKIT_GIT_CLONE_DEST.
     """
     from initkit import gitrepo
 
@@ -68,7 +69,9 @@ def command(
     header = _http_credentials(remote, username, password_file)
     ssh = _ssh_options(remote, ssh_key_file, known_hosts_file)
     env = gitrepo.git_environment(header=header, scope=remote.scope, ssh=ssh)
-    job = Clone(gitrepo.Git(env), remote, os.path.abspath(dest), ref, depth, submodules)
+    job = Clone(
+        gitrepo.Git(env, credentials=bool(header or ssh)), remote, os.path.abspath(dest), ref, depth, submodules
+    )
     job.run()
 
 
@@ -308,7 +311,7 @@ class Clone:
         if not fetched.ok:
             if "couldn't find remote ref" in fetched.err:
                 raise JobFailed(f"{what} failed: ref {ref!r} not found in {self.remote.url}" + self.sha_hint())
-            raise self.gitrepo.failure(what, fetched)
+            raise self.gitrepo.failure(what, fetched, self.git.credentials)
         return self.git.check(*git, "rev-parse", "--verify", "FETCH_HEAD^{commit}", what=what).out.strip()
 
     def present(self, sha: str, git: list[str] | None = None) -> bool:

@@ -338,6 +338,16 @@ def test_help_names_env_vars_and_exit_codes(run_cli):
 # --- interruptions: kill -9 and SIGTERM in the middle of a large clone --------------
 
 
+def processes_naming(path: Path) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if str(path) in cmdline:
+                found.append(cmdline)
+    return found
+
+
 def start_big_clone(git_http, dest: Path, password_file: Path) -> subprocess.Popen:
     """Start cloning big.git (throttled) in a child; return once the pack is arriving."""
     args = [
@@ -373,6 +383,10 @@ def test_kill_9_mid_clone_then_rerun_completes(run_cli, git_http, git_repos, tmp
     assert proc.returncode == -signal.SIGKILL
     assert (dest / TMP).is_dir() and not (dest / ".git").exists()  # killed mid-fetch
     assert not complete(dest)
+    deadline = time.monotonic() + 2
+    while processes_naming(dest) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not processes_naming(dest), "the child git outlived initkit"
     result = run_cli(
         "git-clone", git_http.url("big.git"), str(dest), "--username", USERNAME, "--password-file", str(password_file)
     )
@@ -412,3 +426,67 @@ def test_interrupted_checkout_is_finished_by_the_next_run(run_cli, git_daemon, g
     assert "finishing an interrupted clone" in result.stderr
     assert head(dest) == git_repos.shas["c2"] and complete(dest)
     assert (dest / "README.md").exists() and not (dest / "leftover.tmp").exists()
+
+
+def test_token_in_url_is_redacted(run_cli, git_http, tmp_path):
+    result = run_cli("git-clone", git_http.url("main.git", "tok-SECRET-123@"), str(tmp_path / "site"))
+    assert result.code == 1 and "authentication failed" in result.stderr
+    assert "tok-SECRET-123" not in result.stderr
+
+
+def test_unknown_full_sha_fails(run_cli, git_daemon, tmp_path):
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(tmp_path / "site"), "--ref", "ab" * 20)
+    assert result.code == 1
+    assert f"commit {'ab' * 20} not found" in result.stderr
+    assert not (tmp_path / "site").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--username", USERNAME], "--username needs --password-file"),
+        (["--password-file", "PASSWORD_FILE"], "--password-file needs --username"),
+        (["--ssh-key-file", "/dev/null"], "apply to ssh repositories only"),
+    ],
+)
+def test_bad_http_input(run_cli, git_http, tmp_path, password_file, args, message):
+    args = [str(password_file) if arg == "PASSWORD_FILE" else arg for arg in args]
+    result = run_cli("git-clone", git_http.url("main.git"), str(tmp_path / "site"), *args)
+    assert result.code == 2 and message in result.stderr
+
+
+def test_ssh_key_needs_known_hosts(run_cli, git_sshd, tmp_path):
+    result = run_cli(
+        "git-clone", git_sshd.url("main.git"), str(tmp_path / "site"), "--ssh-key-file", str(git_sshd.key_file)
+    )
+    assert result.code == 2 and "--ssh-key-file needs --known-hosts-file" in result.stderr
+
+
+def test_dest_that_is_not_a_checkout_directory(run_cli, git_daemon, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x\n")
+    assert run_cli("git-clone", git_daemon.url("main.git"), str(afile)).code == 2
+    gitfile = tmp_path / "worktree"
+    gitfile.mkdir()
+    (gitfile / ".git").write_text("gitdir: /elsewhere\n")
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(gitfile))
+    assert result.code == 2 and "is not a git directory" in result.stderr
+    bare = tmp_path / "no-origin"
+    git("init", "-q", bare)
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(bare))
+    assert result.code == 2 and "without an origin remote" in result.stderr
+
+
+def test_locations_naming_the_same_repository():
+    from initkit.gitrepo import parse_remote, same_repository, ssh_command
+
+    assert same_repository("https://u:p@Git.Example.com/x.git", "https://git.example.com/x/")
+    assert not same_repository("https://git.example.com/x", "https://git.example.com/y")
+    assert same_repository("git@host:team/x.git", "host:team/x")
+    assert parse_remote("git@host:team/x.git").kind == "ssh"
+    assert parse_remote("./local/repo").kind == "file"
+    remote = parse_remote("https://a%40b:p%3Aw@host:8443/r.git")
+    assert (remote.username, remote.password, remote.url) == ("a@b", "p:w", "https://host:8443/r.git")
+    assert remote.scope == "https://host:8443/"
+    command = ssh_command("/keys/my key", "/k/known_hosts%")
+    assert "'IdentityFile=\"/keys/my key\"'" in command and "known_hosts%%" in command
