@@ -4,7 +4,7 @@
   that interrupts the wait terminates its process group, then kills it after 0.5 s;
   PR_SET_PDEATHSIG kills it when initkit itself is killed with -9.
 - An environment that needs no HOME and no ~/.ssh: settings go in through
-  GIT_CONFIG_COUNT/KEY/VALUE, ssh options through GIT_SSH_COMMAND.
+  GIT_CONFIG_COUNT/KEY/VALUE, ssh options through GIT_SSH=initkit-ssh (no shell needed).
 - Credentials never reach argv nor .git/config: http(s) credentials become an
   `Authorization` header scoped to the repository's origin (scheme, host, port).
 """
@@ -109,8 +109,8 @@ def basic_auth_header(username: str, password: str) -> str:
     return f"Authorization: Basic {token}"
 
 
-def ssh_command(key_file: str | None, known_hosts_file: str | None) -> str:
-    """GIT_SSH_COMMAND that needs nothing from ~/.ssh nor /etc/ssh/ssh_config."""
+def ssh_options(key_file: str | None, known_hosts_file: str | None) -> list[str]:
+    """ssh options that need nothing from ~/.ssh nor /etc/ssh/ssh_config."""
 
     def ssh_path(path: str) -> str:  # ssh expands % tokens and splits on blanks
         path = os.path.abspath(path)
@@ -118,18 +118,34 @@ def ssh_command(key_file: str | None, known_hosts_file: str | None) -> str:
             raise BadInput(f"unsupported character '\"' in {path}")
         return '"' + path.replace("%", "%%") + '"'
 
-    argv = ["ssh", "-F", os.devnull, "-o", "BatchMode=yes", "-o", "ConnectTimeout=30"]
-    argv += ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
+    options = ["-F", os.devnull, "-o", "BatchMode=yes", "-o", "ConnectTimeout=30"]
+    options += ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
     if key_file:
-        argv += ["-o", "IdentitiesOnly=yes", "-o", f"IdentityFile={ssh_path(key_file)}"]
+        options += ["-o", "IdentitiesOnly=yes", "-o", f"IdentityFile={ssh_path(key_file)}"]
     if known_hosts_file:
-        argv += ["-o", f"UserKnownHostsFile={ssh_path(known_hosts_file)}"]
-        argv += ["-o", f"GlobalKnownHostsFile={os.devnull}"]
-    argv += ["-o", "StrictHostKeyChecking=yes"]
-    return " ".join(shlex.quote(arg) for arg in argv)
+        options += ["-o", f"UserKnownHostsFile={ssh_path(known_hosts_file)}"]
+        options += ["-o", f"GlobalKnownHostsFile={os.devnull}"]
+    options += ["-o", "StrictHostKeyChecking=yes"]
+    return options
 
 
-def git_environment(header: str | None = None, scope: str | None = None, ssh: str | None = None) -> dict:
+def ssh_wrapper() -> str:
+    """Path of `initkit-ssh`, which git runs as GIT_SSH without a shell."""
+    import shutil
+    import sys
+
+    beside = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "initkit-ssh")
+    for candidate in (
+        beside,
+        os.path.join(os.path.dirname(sys.executable), "initkit-ssh"),
+        shutil.which("initkit-ssh"),
+    ):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise BadInput("initkit-ssh is not installed beside initkit; reinstall initkit")
+
+
+def git_environment(header: str | None = None, scope: str | None = None, ssh: list[str] | None = None) -> dict:
     env = {key: value for key, value in os.environ.items() if key not in _REPO_ENV}
     config = list(_BASE_CONFIG)
     if header and scope:
@@ -145,9 +161,15 @@ def git_environment(header: str | None = None, scope: str | None = None, ssh: st
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["LC_ALL"] = "C"
     env.pop("LANGUAGE", None)
-    if ssh:
-        env["GIT_SSH_COMMAND"] = ssh
+    if ssh is not None:
+        import json
+
+        from initkit.gitssh import OPTIONS_VAR
+
+        env.pop("GIT_SSH_COMMAND", None)  # it would win over GIT_SSH
+        env["GIT_SSH"] = ssh_wrapper()
         env["GIT_SSH_VARIANT"] = "ssh"
+        env[OPTIONS_VAR] = json.dumps(ssh)
     return env
 
 

@@ -114,12 +114,12 @@ def _http_credentials(remote, username: str | None, password_file: str | None) -
     return gitrepo.basic_auth_header(user, password)
 
 
-def _ssh_options(remote, key_file: str | None, known_hosts_file: str | None) -> str | None:
+def _ssh_options(remote, key_file: str | None, known_hosts_file: str | None) -> list[str] | None:
     from initkit import gitrepo
 
-    if not key_file and not known_hosts_file:
-        return None
     if remote.kind != "ssh":
+        if not key_file and not known_hosts_file:
+            return None
         raise BadInput("--ssh-key-file and --known-hosts-file apply to ssh repositories only")
     for path, what in ((key_file, "ssh key file"), (known_hosts_file, "known hosts file")):
         if path:
@@ -130,7 +130,7 @@ def _ssh_options(remote, key_file: str | None, known_hosts_file: str | None) -> 
                 raise BadInput(f"cannot read {what} {path}: {exc.strerror}") from None
     if key_file and not known_hosts_file:
         raise BadInput("--ssh-key-file needs --known-hosts-file (host keys are always checked)")
-    return gitrepo.ssh_command(key_file, known_hosts_file)
+    return gitrepo.ssh_options(key_file, known_hosts_file)
 
 
 class Clone:

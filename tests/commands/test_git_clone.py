@@ -478,7 +478,7 @@ def test_dest_that_is_not_a_checkout_directory(run_cli, git_daemon, tmp_path):
 
 
 def test_locations_naming_the_same_repository():
-    from initkit.gitrepo import parse_remote, same_repository, ssh_command
+    from initkit.gitrepo import parse_remote, same_repository, ssh_options
 
     assert same_repository("https://u:p@Git.Example.com/x.git", "https://git.example.com/x/")
     assert not same_repository("https://git.example.com/x", "https://git.example.com/y")
@@ -488,5 +488,5 @@ def test_locations_naming_the_same_repository():
     remote = parse_remote("https://a%40b:p%3Aw@host:8443/r.git")
     assert (remote.username, remote.password, remote.url) == ("a@b", "p:w", "https://host:8443/r.git")
     assert remote.scope == "https://host:8443/"
-    command = ssh_command("/keys/my key", "/k/known_hosts%")
-    assert "'IdentityFile=\"/keys/my key\"'" in command and "known_hosts%%" in command
+    options = ssh_options("/keys/my key", "/k/known_hosts%")
+    assert 'IdentityFile="/keys/my key"' in options and 'UserKnownHostsFile="/k/known_hosts%%"' in options
