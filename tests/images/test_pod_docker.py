@@ -10,6 +10,7 @@ same files, same mtimes, same Idempotency-Key.
 from __future__ import annotations
 
 import json
+import socketserver
 import subprocess
 import threading
 import time
@@ -37,10 +38,18 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn(): a PTR query to the host's
+        # resolver, off the machine. Skip it.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
 @pytest.fixture
 def http_server(net: DockerNet):
     Recorder.requests = []
-    srv = ThreadingHTTPServer((net.gateway, 0), Recorder)
+    srv = Server((net.gateway, 0), Recorder)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     net.dns.add_host("registry", net.gateway)
     yield srv.server_address[1], Recorder.requests
