@@ -32,7 +32,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 class DnsServer:
     """dnsmasq on 127.53.<pid>.<n>:53 (port 53, so glibc and resolv.conf can use it)."""
 
-    def __init__(self, workdir: Path, port: int = 53) -> None:
+    def __init__(
+        self, workdir: Path, port: int = 53, extra: tuple[str, ...] = (), nxdomain_for_unknown: bool = True
+    ) -> None:
         binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
         if not os.path.exists(binary):
             raise RuntimeError("dnsmasq is not installed (apt-get install dnsmasq-base)")
@@ -52,13 +54,15 @@ class DnsServer:
                     "no-resolv",
                     "no-hosts",
                     f"hostsdir={self.hostsdir}",
-                    "local=/#/",
+                    # NXDOMAIN for every name it was not given; without it: REFUSED
+                    *(["local=/#/"] if nxdomain_for_unknown else []),
                     "local-ttl=0",
                     "neg-ttl=0",
                     "user=root",
                     f"pid-file={self.pidfile}",
                     "log-queries",
                     f"log-facility={self.logfile}",
+                    *extra,
                 ]
             )
             + "\n"
@@ -78,11 +82,11 @@ class DnsServer:
             time.sleep(0.02)
         raise RuntimeError("dnsmasq did not start")
 
-    def add(self, name: str, address: str) -> None:
-        """Publish NAME -> ADDRESS (dnsmasq picks the file up by inotify)."""
+    def add(self, name: str, *addresses: str) -> None:
+        """Publish NAME -> ADDRESS... (dnsmasq picks the file up by inotify)."""
         path = self.hostsdir / f"{name}.hosts"
         tmp = path.with_suffix(".tmp-write")
-        tmp.write_text(f"{address} {name}\n")
+        tmp.write_text("".join(f"{address} {name}\n" for address in addresses))
         tmp.rename(path)
 
     def queries(self) -> list[str]:
