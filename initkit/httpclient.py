@@ -1,64 +1,112 @@
-"""HTTP through requests, shared by `register` and `wait-for`'s URL targets."""
+"""HTTP for `register` and wait-for's URL targets, on urllib3.
+
+urllib3 rather than requests: requests' import alone (urllib3 plus
+charset_normalizer, idna, cookies) costs 5 MiB more than register's whole
+memory budget leaves. What requests added that matters here is done below:
+the proxy environment variables, a CA bundle, redirects, short error phrases.
+"""
 
 from __future__ import annotations
 
 import email.utils
 import os
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any
 
 from initkit import __version__
 from initkit.errors import BadInput
 
-if TYPE_CHECKING:
-    import requests
-
 USER_AGENT = f"initkit/{__version__}"
+MAX_REDIRECTS = 5
 
 
-def session(ca_file: str | None = None) -> requests.Session:
-    import requests
-
-    if ca_file is not None and not os.path.isfile(ca_file):
-        raise BadInput(f"CA file {ca_file} does not exist")
-
-    class Session(requests.Session):
-        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's
-        # own `verify` (psf/requests#3829); an explicit --ca-file must win.
-        def request(self, *args: object, **kwargs: object) -> requests.Response:
-            if ca_file is not None:
-                kwargs.setdefault("verify", ca_file)
-            return super().request(*args, **kwargs)  # type: ignore[arg-type]
-
-    s = Session()
-    s.headers["User-Agent"] = USER_AGENT
-    if ca_file is not None:
-        s.verify = ca_file
-    return s
+class RequestFailed(Exception):
+    """No HTTP answer: the message is a short phrase ('connection refused', ...)."""
 
 
-def describe_error(exc: BaseException) -> str:
-    """A short phrase for a requests failure: 'connection refused', 'timed out', ..."""
-    import requests
+@dataclass
+class Response:
+    status: int
+    reason: str
+    headers: dict[str, str]  # names lower-cased
+    text: str
 
-    chain = _causes(exc)
-    for item in chain:
-        if isinstance(item, ConnectionRefusedError):
-            return "connection refused"
-    text = " ".join(str(item) for item in chain)
-    if isinstance(exc, requests.exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
-        return "TLS error: certificate verify failed" if "VERIFY_FAILED" in text else "TLS error"
-    if isinstance(exc, requests.exceptions.Timeout):
-        return "timed out"
-    if "Name or service not known" in text or "NameResolutionError" in text or "getaddrinfo" in text:
-        return "cannot resolve host"
-    if "Connection refused" in text:
-        return "connection refused"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        return "connection failed"
-    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
-        return f"invalid URL: {exc}"
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+def check_url(url: str) -> None:
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
+        raise BadInput(f"invalid URL {url}: expected http://HOST/... or https://HOST/...")
+
+
+def _no_proxy(host: str) -> bool:
+    entries = os.environ.get("NO_PROXY", os.environ.get("no_proxy", ""))
+    for entry in (e.strip().lower() for e in entries.split(",")):
+        if entry == "*" or (entry and (host == entry.lstrip(".") or host.endswith("." + entry.lstrip(".")))):
+            return True
+    return False
+
+
+def _proxy_for(scheme: str, host: str) -> str | None:
+    if _no_proxy(host.lower()):
+        return None
+    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+class Client:
+    def __init__(self, ca_file: str | None = None) -> None:
+        import urllib3
+
+        if ca_file is not None and not os.path.isfile(ca_file):
+            raise BadInput(f"CA file {ca_file} does not exist")
+        self._urllib3 = urllib3
+        self._options: dict[str, Any] = {"ca_certs": ca_file} if ca_file else {}
+        self._pools: dict[str | None, Any] = {}
+
+    def _pool(self, proxy: str | None) -> Any:
+        if proxy not in self._pools:
+            if proxy is None:
+                self._pools[proxy] = self._urllib3.PoolManager(**self._options)
+            else:
+                self._pools[proxy] = self._urllib3.ProxyManager(proxy, **self._options)
+        return self._pools[proxy]
+
+    def request(
+        self, method: str, url: str, *, body: str | None = None, headers: dict[str, str] | None = None, timeout: float
+    ) -> Response:
+        check_url(url)
+        urllib3 = self._urllib3
+        try:
+            parsed = urllib3.util.parse_url(url)
+        except urllib3.exceptions.LocationParseError as exc:
+            raise BadInput(f"invalid URL {url}: {exc}") from None
+        all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=MAX_REDIRECTS)
+        try:
+            answer = self._pool(_proxy_for(parsed.scheme or "http", parsed.host or "")).request(
+                method,
+                url,
+                body=body.encode() if body is not None else None,
+                headers=all_headers,
+                timeout=urllib3.Timeout(total=timeout),
+                retries=retries,
+            )
+        except urllib3.exceptions.LocationValueError as exc:
+            raise BadInput(f"invalid URL {url}: {exc}") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise RequestFailed(describe_error(exc)) from None
+        return Response(
+            answer.status,
+            answer.reason or "",
+            {k.lower(): v for k, v in answer.headers.items()},
+            answer.data.decode("utf-8", errors="replace"),
+        )
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -72,6 +120,29 @@ def _causes(exc: BaseException) -> list[BaseException]:
         found.append(item)
         stack.extend([item.__cause__, item.__context__, getattr(item, "reason", None), *item.args])
     return found
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short phrase for a failed request: 'connection refused', 'timed out', ..."""
+    import ssl
+
+    chain = _causes(exc)
+    text = " ".join(str(item) for item in chain)
+    if any(isinstance(item, ConnectionRefusedError) for item in chain) or "Connection refused" in text:
+        return "connection refused"
+    if any(isinstance(item, ssl.SSLCertVerificationError) for item in chain) or "CERTIFICATE_VERIFY_FAILED" in text:
+        return "TLS error: certificate verify failed"
+    if any(isinstance(item, ssl.SSLError) for item in chain):
+        return "TLS error"
+    if "NameResolutionError" in text or "Name or service not known" in text or "Failed to resolve" in text:
+        return "cannot resolve host"
+    if any(isinstance(item, TimeoutError) for item in chain) or "timed out" in text:
+        return "timed out"
+    if "redirect" in text.lower():
+        return f"too many redirects (over {MAX_REDIRECTS})"
+    if "Connection reset" in text or "RemoteDisconnected" in text or "Connection aborted" in text:
+        return "connection closed by the server"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -118,37 +118,29 @@ def send(
 ) -> None:
     import time
 
-    import requests
-
     from initkit import httpclient, retry
     from initkit.durations import format_duration
 
-    session = httpclient.session(ca_file)
+    httpclient.check_url(url)
+    client = httpclient.Client(ca_file)
     started = time.monotonic()
 
-    def attempt() -> requests.Response:
+    def attempt() -> httpclient.Response:
         left = timeout - (time.monotonic() - started) if timeout else MAX_REQUEST_TIMEOUT
         try:
-            response = session.request(
-                method, url, data=body, headers=headers, timeout=max(0.1, min(MAX_REQUEST_TIMEOUT, left))
+            response = client.request(
+                method, url, body=body, headers=headers, timeout=max(0.1, min(MAX_REQUEST_TIMEOUT, left))
             )
-        except requests.exceptions.InvalidURL as exc:
-            raise BadInput(f"invalid URL {url}: {exc}") from None
-        except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema):
-            raise BadInput(f"invalid URL {url}: expected http:// or https://") from None
-        except requests.RequestException as exc:
-            raise retry.TryAgain(httpclient.describe_error(exc)) from None
-        status = response.status_code
+        except httpclient.RequestFailed as exc:
+            raise retry.TryAgain(str(exc)) from None
+        status = response.status
         if 200 <= status < 300 or status == 409:
             return response
         if status >= 500 or status == 429:
-            raise retry.TryAgain(
-                f"HTTP {status}",
-                retry_after=httpclient.parse_retry_after(response.headers.get("Retry-After")),
-            )
-        raise JobFailed(
-            f"{method} {url} was refused: HTTP {status} {response.reason}: {httpclient.snippet(response.text)}"
-        )
+            retry_after = httpclient.parse_retry_after(response.header("Retry-After"))
+            raise retry.TryAgain(f"HTTP {status}", retry_after=retry_after)
+        answer = httpclient.snippet(response.text)
+        raise JobFailed(f"{method} {url} was refused: HTTP {status} {response.reason}: {answer}")
 
     def before_sleep(state: retry.RetryState) -> None:
         log.warning(
@@ -171,7 +163,7 @@ def send(
             limit = f"the {format_duration(timeout)} timeout would pass before the next attempt"
             raise JobFailed(f"{method} {url} failed: {why}; gave up after {state.attempt} attempts: {limit}") from None
         raise JobFailed(f"{method} {url} failed: {why}; gave up after {state.attempt} attempts") from None
-    if response.status_code == 409:
+    if response.status == 409:
         log.info(f"{method} {url}: already registered (HTTP 409)")
     else:
-        log.info(f"{method} {url}: registered (HTTP {response.status_code})")
+        log.info(f"{method} {url}: registered (HTTP {response.status})")

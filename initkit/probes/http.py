@@ -10,18 +10,16 @@ REQUEST_TIMEOUT = 5.0
 
 class HttpProbe:
     def __init__(self, url: str, ca_file: str | None) -> None:
+        httpclient.check_url(url)
         self.label = url
         self.url = url
-        self._session = httpclient.session(ca_file)
+        self._client = httpclient.Client(ca_file)
 
     def check(self) -> str:
-        import requests
-
         try:
-            response = self._session.get(self.url, timeout=REQUEST_TIMEOUT)
-        except requests.RequestException as exc:
-            raise NotReady(httpclient.describe_error(exc)) from None
-        response.close()
-        if 200 <= response.status_code < 300:
-            return f"HTTP {response.status_code}"
-        raise NotReady(f"HTTP {response.status_code}")
+            response = self._client.request("GET", self.url, timeout=REQUEST_TIMEOUT)
+        except httpclient.RequestFailed as exc:
+            raise NotReady(str(exc)) from None
+        if 200 <= response.status < 300:
+            return f"HTTP {response.status}"
+        raise NotReady(f"HTTP {response.status}")
