@@ -7,8 +7,8 @@ stage:
 
   base/    python3 runtime, the stdlib modules initkit's code can import, their
            shared libraries, CA certificates, /etc/passwd and /etc/group
-  pylibs/  the Debian python3-* libraries initkit needs (not GitPython)
-  git/     GitPython (+ gitdb, smmap), git with its http(s) helper, ssh client,
+  pylibs/  the Debian python3-* libraries initkit needs
+  git/     git with its http(s) helper, ssh client,
            and the shared libraries they need that base/ lacks
   app/     initkit itself (sources + .pyc), its dist-info, /usr/bin/initkit
 
@@ -41,31 +41,18 @@ DIST = Path("/usr/lib/python3/dist-packages")
 # Debian packages whose dist-packages files go in each layer.
 PYLIBS = [
     "python3-click",
-    "python3-requests",
     "python3-urllib3",
-    "python3-idna",
-    "python3-certifi",
-    "python3-charset-normalizer",
     "python3-jinja2",
     "python3-markupsafe",
-    "python3-dnspython",
     "python3-yaml",
 ]
-GITPY = ["python3-git", "python3-gitdb", "python3-smmap"]
 
 # Stdlib that is always kept although no import statement names it:
-# codecs are looked up by name at run time.
-# (charset_normalizer, used by requests, imports every encodings.* module.)
-STDLIB_ALWAYS = ["encodings"]
-DYNLOAD_ALWAYS = [
-    "_multibytecodec",
-    "_codecs_cn",
-    "_codecs_hk",
-    "_codecs_iso2022",
-    "_codecs_jp",
-    "_codecs_kr",
-    "_codecs_tw",
-]
+# codecs are looked up by name at run time (the CJK ones need C modules
+# that are left out: initkit reads and writes UTF-8).
+# socket encodes host names with the idna codec, which needs stringprep and unicodedata.
+STDLIB_ALWAYS = ["encodings", "stringprep"]
+DYNLOAD_ALWAYS = ["unicodedata"]
 # Never shipped even if some import statement reaches them: not used by an
 # init container, and each pulls in a lot (tests, GUIs, REPL, doc server,
 # package installers, databases, CJK codec tables).
@@ -228,6 +215,8 @@ def stdlib_modules(module_names: list[str], search_path: list[str]) -> set[Path]
         if p.is_relative_to(STDLIB):
             files.add(p)
     for name in STDLIB_ALWAYS:
+        if (STDLIB / f"{name}.py").is_file():
+            files.add(STDLIB / f"{name}.py")
         for p in (STDLIB / name).rglob("*.py"):
             files.add(p)
     for name in DYNLOAD_ALWAYS:
@@ -286,13 +275,17 @@ def install_initkit(src: Path, tree: Tree) -> None:
         f"Metadata-Version: 2.1\nName: initkit\nVersion: {version}\n"
         "Summary: idempotent Kubernetes init-container jobs in one CLI\n"
     )
-    (info / "entry_points.txt").write_text("[console_scripts]\ninitkit = initkit.cli:main\n")
+    (info / "entry_points.txt").write_text(
+        "[console_scripts]\ninitkit = initkit.cli:main\ninitkit-ssh = initkit.gitssh:main\n"
+    )
     (info / "INSTALLER").write_text("initkit-images\n")
     (info / "top_level.txt").write_text("initkit\n")
-    script = tree.dest("/usr/bin/initkit")
-    script.parent.mkdir(parents=True, exist_ok=True)
-    script.write_text(f"#!/usr/bin/{PY}\nimport sys\nfrom initkit.cli import main\nsys.exit(main())\n")
-    script.chmod(0o755)
+    # initkit-ssh is what git runs as GIT_SSH (git would need a shell for GIT_SSH_COMMAND).
+    for name, module in (("initkit", "initkit.cli"), ("initkit-ssh", "initkit.gitssh")):
+        script = tree.dest(f"/usr/bin/{name}")
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(f"#!/usr/bin/{PY}\nimport sys\nfrom {module} import main\nsys.exit(main())\n")
+        script.chmod(0o755)
 
 
 def main() -> None:
@@ -319,8 +312,6 @@ def main() -> None:
     # --- Python libraries from Debian
     for f in package_files(PYLIBS):
         pylibs.add(f)
-    for f in package_files(GITPY):
-        git.add(f)
 
     # --- python runtime and the stdlib it needs
     base.add_elf(f"/usr/bin/{PY}")

@@ -222,7 +222,9 @@ class Git:
                 preexec_fn=self.preexec,
             )
         except FileNotFoundError:
-            raise JobFailed("git is not installed (no `git` on PATH)") from None
+            raise BadInput(
+                "git-clone needs git, which is not on PATH (initkit-slim has no git: use the initkit image)"
+            ) from None
         try:
             out, err = proc.communicate()
         except BaseException:

@@ -16,6 +16,7 @@ import contextlib
 import os
 import shutil
 import socket
+import socketserver
 import subprocess
 import threading
 import time
@@ -58,16 +59,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 10) -> None:
+def wait_for_port(
+    port: int, proc: subprocess.Popen | None = None, host: str = "127.0.0.1", timeout: float = 10
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         with socket.socket() as sock, contextlib.suppress(OSError):
-            sock.connect(("127.0.0.1", port))
+            sock.connect((host, port))
             return
         time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+    raise RuntimeError(f"nothing listens on {host}:{port}")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -276,8 +279,11 @@ class _GitHandler(BaseHTTPRequestHandler):
 class GitHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, root: Path, throttled: tuple[str, ...] = (), throttle_rate: int = 0) -> None:
-        super().__init__(("127.0.0.1", 0), _GitHandler)
+    def __init__(
+        self, root: Path, throttled: tuple[str, ...] = (), throttle_rate: int = 0, address: str = "127.0.0.1"
+    ) -> None:
+        super().__init__((address, 0), _GitHandler)
+        self.address = address
         self.root = root
         self.expected_auth = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
         self.throttled = throttled
@@ -285,6 +291,11 @@ class GitHTTPServer(ThreadingHTTPServer):
         self.requests = 0
         self.port = self.server_address[1]
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind asks socket.getfqdn(), a PTR query that may leave the machine.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
 
     def start(self) -> GitHTTPServer:
         self.thread.start()
@@ -295,7 +306,7 @@ class GitHTTPServer(ThreadingHTTPServer):
         self.server_close()
 
     def url(self, name: str, credentials: str = "") -> str:
-        return f"http://{credentials}127.0.0.1:{self.port}/{name}"
+        return f"http://{credentials}{self.address}:{self.port}/{name}"
 
 
 # --- sshd ---------------------------------------------------------------------------
@@ -308,12 +319,13 @@ class SSHServer:
     key_file: Path
     known_hosts_file: Path
     proc: subprocess.Popen
+    address: str = "127.0.0.1"
 
     def url(self, name: str) -> str:
-        return f"ssh://root@127.0.0.1:{self.port}{self.root / name}"
+        return f"ssh://root@{self.address}:{self.port}{self.root / name}"
 
 
-def start_sshd(root: Path, conf: Path) -> SSHServer:
+def start_sshd(root: Path, conf: Path, address: str = "127.0.0.1") -> SSHServer:
     conf.mkdir(parents=True, exist_ok=True)
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)
     for name in ("host_key", "client_key"):
@@ -322,9 +334,9 @@ def start_sshd(root: Path, conf: Path) -> SSHServer:
     shutil.copy(conf / "client_key.pub", conf / "authorized_keys")
     port = free_port()
     host_key = (conf / "host_key.pub").read_text().split()
-    (conf / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+    (conf / "known_hosts").write_text(f"[{address}]:{port} {host_key[0]} {host_key[1]}\n")
     (conf / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {conf / 'host_key'}\n"
+        f"Port {port}\nListenAddress {address}\nHostKey {conf / 'host_key'}\n"
         f"AuthorizedKeysFile {conf / 'authorized_keys'}\nPidFile {conf / 'sshd.pid'}\n"
         "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "UsePAM no\nStrictModes no\nAcceptEnv GIT_PROTOCOL\nLogLevel ERROR\n"
@@ -335,8 +347,8 @@ def start_sshd(root: Path, conf: Path) -> SSHServer:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_for_port(port, proc)
-    return SSHServer(root, port, conf / "client_key", conf / "known_hosts", proc)
+    wait_for_port(port, proc, address)
+    return SSHServer(root, port, conf / "client_key", conf / "known_hosts", proc, address)
 
 
 # --- fixtures -----------------------------------------------------------------------

@@ -63,8 +63,12 @@ def command(
     other files, or a checkout of another repository, is refused (exit 2).
     REPO and DEST may also come from INITKIT_GIT_CLONE_REPO and INITKIT_GIT_CLONE_DEST.
     """
+    import shutil
+
     from initkit import gitrepo
 
+    if shutil.which("git", path=os.environ.get("PATH", os.defpath)) is None:
+        raise BadInput("git-clone needs git, which is not on PATH (initkit-slim has no git: use the initkit image)")
     remote = gitrepo.parse_remote(repo)
     header = _http_credentials(remote, username, password_file)
     ssh = _ssh_options(remote, ssh_key_file, known_hosts_file)
