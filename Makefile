@@ -1,5 +1,49 @@
-.PHONY: images
+# initkit: the two front-door commands are `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test setup images lint bench bench-images clean
+
+$(VENV)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/.runtime
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# The seed's scenario end to end against local servers the demo starts itself:
+# two services that appear late, register, git clone, render; then a pod restart.
+demo: $(VENV)/.runtime
+	$(PY) examples/demo.py
+
+# Root on Debian: installs packages, starts dockerd, builds the images, then runs
+# every test (unit, real servers, images on Docker and podman, charts with helm 3+4).
+test: setup $(VENV)/.test images
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	CI=$${CI:-true} $(PY) -m pytest --cov=initkit --cov-report=term-missing:skip-covered -p no:cacheprovider
+
+setup:
+	bash .ci/setup.sh
+
 # Build initkit:dev, initkit:dev-slim, initkit:<version>, initkit:<version>-slim
 # on the local Docker engine (see images/images.toml); smoke-checks and size budgets.
 images:
 	python3 images/build.py
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfiles/Dockerfile
+
+bench: $(VENV)/.runtime
+	$(PY) bench/bench_cli.py
+
+bench-images:
+	python3 bench/bench_images.py
+
+clean:
+	rm -rf $(VENV) .coverage .coverage.* .pytest_cache .ruff_cache

@@ -15,9 +15,7 @@ def parse_duration(text: str) -> float:
     if re.fullmatch(r"\d+(?:\.\d+)?", value):
         return float(value)
     if not _WHOLE.fullmatch(value):
-        raise ValueError(
-            f"invalid duration {text!r}: use a number of seconds or units like 90s, 1m30s, 500ms, 2h"
-        )
+        raise ValueError(f"invalid duration {text!r}: use a number of seconds or units like 90s, 1m30s, 500ms, 2h")
     return sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(value))
 
 

@@ -61,9 +61,7 @@ def base_context(facts: PodFacts | None = None, environ: Mapping[str, str] | Non
     env = os.environ if environ is None else environ
     pod_attrs = {"ip": "ip", "name": "name", "namespace": "namespace", "uid": "uid"}
     return {
-        "pod": _Namespace(
-            "pod", lambda n: getattr(facts, pod_attrs[n]) if n in pod_attrs else None, _fact_hint("pod")
-        ),
+        "pod": _Namespace("pod", lambda n: getattr(facts, pod_attrs[n]) if n in pod_attrs else None, _fact_hint("pod")),
         "node": _Namespace("node", lambda n: facts.node_name if n == "name" else None, _fact_hint("node")),
         "env": _Namespace("env", env.get, lambda n: f"environment variable {n} is not set"),
     }
@@ -140,9 +138,7 @@ def render_string(source: str, context: Mapping[str, Any], name: str = "<templat
         raise template_error(exc, name) from exc
 
 
-def render_file(
-    environment: SandboxedEnvironment, relative: str, context: Mapping[str, Any], display: str
-) -> str:
+def render_file(environment: SandboxedEnvironment, relative: str, context: Mapping[str, Any], display: str) -> str:
     """Render `relative` (a name in the environment's loader) for `display`."""
     try:
         return environment.get_template(relative).render(context)

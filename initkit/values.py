@@ -120,8 +120,7 @@ def parse_set(item: str, position: int = 1) -> tuple[list[str], Any]:
         raise BadInput(f"--set #{position}: malformed key {key.strip()!r}: expected KEY or A.B.C")
     if path[0] in RESERVED:
         raise BadInput(
-            f"--set {key.strip()}: {path[0]} is reserved for pod facts and env "
-            f"(reserved: {', '.join(RESERVED)})"
+            f"--set {key.strip()}: {path[0]} is reserved for pod facts and env (reserved: {', '.join(RESERVED)})"
         )
     return path, parse_scalar(raw)
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import socketserver
 import ssl
 import subprocess
 import threading
@@ -99,6 +100,13 @@ class DnsServer:
             os.kill(int(self.pidfile.read_text()), signal.SIGTERM)
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind asks socket.getfqdn(), a PTR query that may leave the machine.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
 @dataclass
 class Reply:
     status: int = 200
@@ -147,7 +155,7 @@ class ScriptedHttpServer:
 
             do_GET = do_POST = do_PUT = _answer
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         if tls is not None:
             self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)

@@ -82,9 +82,7 @@ def test_set_splits_at_the_first_equals_sign():
 
 
 def test_escaped_dot_keeps_a_dot_in_a_key():
-    assert values.load([], [r"labels.app\.kubernetes\.io/name=web"]) == {
-        "labels": {"app.kubernetes.io/name": "web"}
-    }
+    assert values.load([], [r"labels.app\.kubernetes\.io/name=web"]) == {"labels": {"app.kubernetes.io/name": "web"}}
 
 
 def test_set_without_equals_is_bad_input():
@@ -167,9 +165,7 @@ def test_malformed_json_names_the_line(tmp_path):
         values.load([file])
 
 
-@pytest.mark.parametrize(
-    ("text", "kind"), [("- a\n- b\n", "list"), ("just text\n", "string"), ("3\n", "number")]
-)
+@pytest.mark.parametrize(("text", "kind"), [("- a\n- b\n", "list"), ("just text\n", "string"), ("3\n", "number")])
 def test_values_file_that_is_not_a_mapping(tmp_path, text, kind):
     file = write(tmp_path / "v.yaml", text)
     with pytest.raises(BadInput, match=rf"must be a mapping .*not a {kind}"):

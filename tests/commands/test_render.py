@@ -67,8 +67,7 @@ def test_values_files_merge_in_order_then_set(run_cli, tmp_path):
 def test_set_values_are_typed(run_cli, tmp_path):
     template = write(
         tmp_path / "t",
-        "{{ n + 1 }} {{ flag is sameas true }} {{ off is sameas false }} {{ v }} {{ s ~ '!' }}"
-        " {{ nothing is none }}\n",
+        "{{ n + 1 }} {{ flag is sameas true }} {{ off is sameas false }} {{ v }} {{ s ~ '!' }} {{ nothing is none }}\n",
     )
     result = run_cli(
         "render", template, "--set", "n=3", "--set", "flag=true", "--set", "off=false",

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Everything the test suite needs on a fresh Debian machine, as root; idempotent.
+#   Debian packages: the real servers the tests start (dnsmasq, git daemon, sshd),
+#   unshare/mount for a pod-like resolv.conf, GNU time and busybox for bench/;
+#   then Docker + the debian:trixie-slim base (setup-docker.sh) and helm 3 + 4
+#   (setup-helm.sh). The Python side (a venv with the test extras) is the Makefile's.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+need=()
+for pkg in dnsmasq-base git openssh-server openssh-client util-linux iproute2 busybox time python3-venv make; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+    echo "setup: installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+mkdir -p /run/sshd
+
+bash .ci/setup-docker.sh
+PYTHON="${PYTHON:-python3}" bash .ci/setup-helm.sh
