@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -99,7 +100,8 @@ def test_internal_errors_are_one_line_with_traceback_only_under_debug(run_cli, m
 
 def test_python_dash_m_and_console_script_agree():
     as_module = subprocess.run([sys.executable, "-m", "initkit", "--version"], capture_output=True, text=True)
-    script = subprocess.run(["initkit", "--version"], capture_output=True, text=True)
+    installed = os.path.join(os.path.dirname(sys.executable), "initkit")  # the console script
+    script = subprocess.run([installed, "--version"], capture_output=True, text=True)
     assert as_module.stdout == script.stdout == f"initkit {__version__}\n"
 
 
