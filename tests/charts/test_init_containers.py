@@ -171,10 +171,7 @@ def test_git_clone_https_password_file(helm: Helm) -> None:
         {"name": "initkit-git-clone-password", "mountPath": "/var/run/initkit/password", "readOnly": True},
     ]
     assert clone["resources"] == {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
-    assert (
-        by_name(workload(docs)["volumes"])["initkit-git-clone-password"]["secret"]["secretName"]
-        == "myapp-git"
-    )
+    assert by_name(workload(docs)["volumes"])["initkit-git-clone-password"]["secret"]["secretName"] == "myapp-git"
 
 
 def test_git_clone_ssh_key_and_known_hosts_readable_by_65532(helm: Helm) -> None:
@@ -359,9 +356,7 @@ def test_image_reference(
     ],
     ids=["duplicate-name", "dest-outside-volume"],
 )
-def test_template_errors_are_clear(
-    helm: Helm, tmp_path: Path, steps: list[dict[str, Any]], message: str
-) -> None:
+def test_template_errors_are_clear(helm: Helm, tmp_path: Path, steps: list[dict[str, Any]], message: str) -> None:
     with pytest.raises(HelmFailed) as failed:
         helm.template(steps_values(tmp_path, *steps))
     assert message in failed.value.stderr

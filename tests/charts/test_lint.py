@@ -43,9 +43,7 @@ def test_setup_helm_is_fast_when_done(helm: Helm) -> None:
     if find_helm("helm3") != ROOT / ".ci/bin/helm3" or find_helm("helm4") != ROOT / ".ci/bin/helm4":
         pytest.skip("helm binaries come from INITKIT_HELM3/4, not .ci/setup-helm.sh")
     started = time.monotonic()
-    result = subprocess.run(
-        [str(ROOT / ".ci/setup-helm.sh")], capture_output=True, text=True, timeout=60, check=True
-    )
+    result = subprocess.run([str(ROOT / ".ci/setup-helm.sh")], capture_output=True, text=True, timeout=60, check=True)
     assert time.monotonic() - started < 10
     assert "helm3: v3.19.0 already" in result.stdout
     assert "helm4: v4.1.4 already" in result.stdout

@@ -95,9 +95,7 @@ def test_invalid_initkit_values_fail_clearly(helm: Helm, tmp_path: Path, case: s
     ],
     ids=["workload-kind", "replicas", "app-command", "log-format", "digest", "unknown-key"],
 )
-def test_invalid_example_values_fail_clearly(
-    helm: Helm, tmp_path: Path, values: dict[str, Any], message: str
-) -> None:
+def test_invalid_example_values_fail_clearly(helm: Helm, tmp_path: Path, values: dict[str, Any], message: str) -> None:
     stderr = run_invalid(helm, tmp_path, values)
     assert SCHEMA_ERROR in stderr
     assert message in stderr, stderr
