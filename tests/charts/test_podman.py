@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +114,10 @@ def podman_ready() -> None:
     harness.require_engine((IMAGE,))
 
 
-def test_example_pod_runs_its_init_containers_then_the_app(helm: Helm, tmp_path: Path, podman_ready: None) -> None:
-    if helm.name != "helm4":
-        pytest.skip("played once, with the helm4 rendering (helm3 renders the same: test_render)")
+def test_example_pod_runs_its_init_containers_then_the_app(
+    helm_factory: Callable[[str], Helm], tmp_path: Path, podman_ready: None
+) -> None:
+    helm = helm_factory("helm4")  # helm3 renders the same (test_render)
     values_file = tmp_path / "podman-values.yaml"
     values_file.write_text(yaml.safe_dump(values()))
     app_yaml = tmp_path / "app.yaml"
