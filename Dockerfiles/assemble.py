@@ -351,6 +351,10 @@ def main() -> None:
     git.add_elf("/usr/lib/git-core/git-remote-http")
     git.dest("/usr/lib/git-core/git-remote-https").symlink_to("git-remote-http")
     git.dest("/usr/lib/git-core/git").symlink_to("../../bin/git")
+    # builtins git execs by name: upload-pack serves file:// and local-path clones
+    for builtin in ("git-upload-pack",):
+        git.dest(f"/usr/lib/git-core/{builtin}").symlink_to("../../bin/git")
+        git.dest(f"/usr/bin/{builtin}").symlink_to("git")
     for t in ("description", "info/exclude"):
         git.add(f"/usr/share/git-core/templates/{t}")
     git.add_elf("/usr/bin/ssh")
