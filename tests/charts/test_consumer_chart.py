@@ -73,7 +73,7 @@ initkit:
 """
 
 
-def make_chart(helm: Helm, tmp_path: Path, template: str) -> Path:
+def make_chart(helm: Helm, tmp_path: Path, template: str, values: str = VALUES) -> Path:
     chart = tmp_path / "mychart"
     (chart / "templates").mkdir(parents=True)
     (chart / "Chart.yaml").write_text(
@@ -87,7 +87,7 @@ def make_chart(helm: Helm, tmp_path: Path, template: str) -> Path:
                 repository: file://{helm.library}
             """)
     )
-    (chart / "values.yaml").write_text(VALUES)
+    (chart / "values.yaml").write_text(values)
     (chart / "templates" / "deployment.yaml").write_text(template)
     helm.run("dependency", "build", chart)
     return chart
@@ -113,3 +113,18 @@ def test_library_defaults_apply_without_an_initkit_block(helm: Helm, tmp_path: P
     (deployment,) = [d for d in yaml.safe_load_all(helm.template_text(chart=chart)) if d]
     spec = deployment["spec"]["template"]["spec"]
     assert "initContainers" not in spec and "volumes" not in spec
+
+
+def test_the_readme_example_renders(helm: Helm, tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("```yaml\ninitkit:\n") + len("```yaml\n")
+    values = readme[start : readme.index("```", start)]
+    template = DEPLOYMENT_ONE_LINE.split("          volumeMounts:")[0]  # the app mounts nothing here
+    chart = make_chart(helm, tmp_path, template, values)
+    (deployment,) = [d for d in yaml.safe_load_all(helm.template_text(chart=chart)) if d]
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(deployment, version, strict=True)
+    spec = deployment["spec"]["template"]["spec"]
+    assert [c["name"] for c in spec["initContainers"]] == ["initkit-wait-for", "initkit-register"]
+    register = spec["initContainers"][1]
+    assert "https://registry.example.com/instances" in register["args"]
