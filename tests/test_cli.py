@@ -53,7 +53,7 @@ def test_help_shows_environment_variables(run_cli, name, envvar):
     ("args", "message"),
     [
         (["nope"], "No such command 'nope'"),
-        (["sleep", "1", "--bogus"], "No such option: --bogus"),
+        (["sleep", "1", "--bogus"], "No such option"),
         (["--log-format", "xml", "sleep", "0"], "Invalid value for '--log-format'"),
         (["wait-for"], "Missing argument 'TARGETS...'"),
     ],
@@ -62,7 +62,8 @@ def test_usage_errors_exit_2_with_one_line(run_cli, args, message):
     result = run_cli(*args)
     assert result.code == 2
     assert len(result.lines) == 1, result.stderr
-    assert message in result.stderr
+    assert message in result.stderr  # click's wording, which differs a little between its versions
+    assert args[-1] in result.stderr or args[0] in result.stderr
 
 
 def test_json_logs_for_usage_errors_too(run_cli):
