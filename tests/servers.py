@@ -31,15 +31,22 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class DnsServer:
-    """dnsmasq on 127.53.<pid>.<n>:53 (port 53, so glibc and resolv.conf can use it)."""
+    """dnsmasq on ADDRESS:53 (port 53, so glibc and resolv.conf can use it), answering only
+    from the records a test adds and never forwarding anything."""
 
     def __init__(
-        self, workdir: Path, port: int = 53, extra: tuple[str, ...] = (), nxdomain_for_unknown: bool = True
+        self,
+        workdir: Path,
+        port: int = 53,
+        extra: tuple[str, ...] = (),
+        nxdomain_for_unknown: bool = True,
+        address: str | None = None,
     ) -> None:
+        """`address`: where to listen, e.g. a Docker network's gateway; default a fresh 127.53.x.y."""
         binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
         if not os.path.exists(binary):
             raise RuntimeError("dnsmasq is not installed (apt-get install dnsmasq-base)")
-        self.address = f"127.53.{os.getpid() % 250 + 1}.{next(_next_address) % 250 + 1}"
+        self.address = address or f"127.53.{os.getpid() % 250 + 1}.{next(_next_address) % 250 + 1}"
         self.port = port
         self.hostsdir = workdir / "hosts"
         self.hostsdir.mkdir(parents=True, exist_ok=True)

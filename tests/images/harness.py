@@ -6,7 +6,7 @@ name resolution on the machine (the project's NETWORK RULE):
 * `DockerNet`  - a user-defined Docker network plus a dnsmasq listening on its
   gateway; every container started through it gets `--dns <gateway>`, so
   Docker's embedded DNS forwards unknown names to that dnsmasq, which answers
-  only from its own hosts file (`net.add_host(name, ip)`) and never forwards.
+  only from its own hosts file (`net.dns.add(name, ip)`) and never forwards.
 * `DockerPod`  - a Kubernetes-like pod on Docker: a pause container on the
   network, then init containers run one after another with
   `--network container:<pause>` and a shared named volume (mode 1777, like an
@@ -32,7 +32,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -40,6 +39,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.servers import DnsServer
 
 IMAGE = os.environ.get("INITKIT_IMAGE", "initkit:dev")
 IMAGE_SLIM = os.environ.get("INITKIT_IMAGE_SLIM", "initkit:dev-slim")
@@ -96,58 +97,6 @@ def wait_until(pred, timeout: float = 10, interval: float = 0.05, what: str = "c
     raise AssertionError(f"timed out waiting for {what}")
 
 
-class Dnsmasq:
-    """dnsmasq on ADDRESS:53 answering only from its own hosts file; never forwards."""
-
-    def __init__(self, workdir: Path, address: str, port: int = 53):
-        self.dir = workdir
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.address, self.port = address, port
-        self.hosts = self.dir / "hosts"
-        self.hosts.write_text("")
-        conf = self.dir / "dnsmasq.conf"
-        conf.write_text(
-            "\n".join(
-                [
-                    f"port={port}",
-                    f"listen-address={address}",
-                    "bind-interfaces",
-                    "no-resolv",
-                    "no-hosts",
-                    "no-negcache",
-                    "local-ttl=0",
-                    "user=root",
-                    f"addn-hosts={self.hosts}",
-                    "log-facility=-",
-                    "",
-                ]
-            )
-        )
-        exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-        self.proc = subprocess.Popen(
-            [exe, "--keep-in-foreground", f"--conf-file={conf}", f"--pid-file={self.dir / 'pid'}"],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.dir / "dnsmasq.log", "w"),  # noqa: SIM115
-        )
-        time.sleep(0.2)
-        if self.proc.poll() is not None:
-            raise AssertionError(f"dnsmasq failed: {(self.dir / 'dnsmasq.log').read_text()}")
-
-    def add_host(self, name: str, ip: str) -> None:
-        with self.hosts.open("a") as f:
-            f.write(f"{ip} {name}\n")
-        self.proc.send_signal(signal.SIGHUP)
-        time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
 class DockerNet:
     """A user-defined Docker network with its own dnsmasq on the gateway."""
 
@@ -159,7 +108,7 @@ class DockerNet:
         self.subnet, self.gateway = cfg["Subnet"], cfg["Gateway"]
         self.containers: list[str] = []
         self.volumes: list[str] = []
-        self.dns = Dnsmasq(workdir / f"dns-{self.name}", self.gateway)
+        self.dns = DnsServer(workdir / f"dns-{self.name}", address=self.gateway)
 
     def run(self, *args: str, name: str | None = None, detach: bool = True, **kw) -> subprocess.CompletedProcess:
         """`docker run` on this network with --dns set to our dnsmasq. args: options, image, command."""
@@ -269,13 +218,13 @@ class PodmanSandbox:
         self.gateway = f"{base}.1"
         self.dnsmasq_addr = f"127.0.{uuid.uuid4().int % 200 + 20}.1"
         self.holder: subprocess.Popen | None = None
-        self.dns: Dnsmasq | None = None
+        self.dns: DnsServer | None = None
         self.played: list[Path] = []
 
     # -- lifecycle
     def __enter__(self) -> PodmanSandbox:
         self.started = time.time()
-        self.dns = Dnsmasq(self.dir / "dns", self.dnsmasq_addr)
+        self.dns = DnsServer(self.dir / "dns", address=self.dnsmasq_addr)
         resolv = self.dir / "resolv.conf"
         resolv.write_text(f"nameserver {self.dnsmasq_addr}\n")
         conf = self.dir / "containers.conf"

@@ -39,7 +39,7 @@ def test_clone_over_ssh_with_a_mounted_key(net: DockerNet, repo: Path, tmp_path:
         for src, name in ((sshd.key_file, "ssh-privatekey"), (sshd.known_hosts_file, "known_hosts")):
             shutil.copy(src, secrets / name)
             (secrets / name).chmod(0o444)
-        net.dns.add_host("gitserver", net.gateway)
+        net.dns.add("gitserver", net.gateway)
         pod = DockerPod(net)
         url = f"ssh://root@gitserver:{sshd.port}{repo / 'site.git'}"
         (secrets / "known_hosts").write_text(
@@ -66,7 +66,7 @@ def test_clone_over_http_with_basic_auth_never_logs_the_password(net: DockerNet,
         secrets.mkdir()
         (secrets / "password").write_text(PASSWORD + "\n")
         (secrets / "password").chmod(0o444)
-        net.dns.add_host("githttp", net.gateway)
+        net.dns.add("githttp", net.gateway)
         pod = DockerPod(net)
         url = f"http://githttp:{server.port}/site.git"
         args = ["git-clone", url, "/work/site", "--username", USERNAME, "--password-file", "/secret/password"]

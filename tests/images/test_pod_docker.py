@@ -51,7 +51,7 @@ def http_server(net: DockerNet):
     Recorder.requests = []
     srv = Server((net.gateway, 0), Recorder)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    net.dns.add_host("registry", net.gateway)
+    net.dns.add("registry", net.gateway)
     yield srv.server_address[1], Recorder.requests
     srv.shutdown()
 
@@ -75,7 +75,7 @@ def git_daemon(net: DockerNet, tmp_path: Path):
          f"--listen={net.gateway}", f"--port={port}", str(srv)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    net.dns.add_host("gitserver", net.gateway)
+    net.dns.add("gitserver", net.gateway)
     time.sleep(0.3)
     yield f"git://gitserver:{port}/app.git"
     proc.terminate()
