@@ -21,6 +21,7 @@ _state: dict[str, Any] = {"format": "text", "level": INFO, "command": None}
 
 
 def configure(fmt: str | None = None, level: int | None = None) -> None:
+    _route_warnings()
     if fmt is not None:
         _state["format"] = fmt
     if level is not None:
@@ -92,6 +93,17 @@ def warning(msg: str, **fields: Any) -> None:
 
 def error(msg: str, **fields: Any) -> None:
     emit(ERROR, msg, **fields)
+
+
+def _route_warnings() -> None:
+    """Python's warnings (a library's DeprecationWarning, ...) become log lines, so
+    that with --log-format json every stderr line stays one JSON object."""
+    import warnings
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        emit(WARNING, f"{category.__name__}: {message}")
+
+    warnings.showwarning = show
 
 
 def _route_stdlib_logging() -> None:

@@ -128,3 +128,19 @@ def test_subcommands_import_only_what_they_use(args, allowed):
     loaded = set(proc.stdout.split())
     assert "click" in loaded
     assert not (loaded & set(HEAVY)) - set(allowed), f"{args} imported {(loaded & set(HEAVY)) - set(allowed)}"
+
+
+def test_python_warnings_are_json_lines_too(run_cli, monkeypatch):
+    import warnings
+
+    from initkit.commands import sleep as sleep_module
+
+    def warn_then_sleep(seconds: float) -> None:
+        warnings.warn("old API", DeprecationWarning, stacklevel=1)
+
+    monkeypatch.setattr(sleep_module.time, "sleep", warn_then_sleep)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        result = run_cli("--log-format", "json", "sleep", "0")
+    (record,) = [json.loads(line) for line in result.lines]
+    assert record["level"] == "warning" and record["msg"] == "DeprecationWarning: old API"
