@@ -36,6 +36,20 @@ class Octal(click.ParamType):
         return mode
 
 
+class Line(click.ParamType):
+    """A string; a repeatable option of this type takes one value per line from its
+    environment variable (headers contain spaces, so whitespace cannot separate them)."""
+
+    name = "text"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        return str(value)
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        return [line for line in rv.splitlines() if line.strip()]
+
+
 def option(*decls: str, **attrs: Any) -> Any:
     """click.option that shows its INITKIT_* environment variable in --help."""
     attrs.setdefault("show_envvar", True)

@@ -14,7 +14,7 @@ import click
 
 from initkit import log
 from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
-from initkit.params import Duration, option
+from initkit.params import Duration, Line, option
 
 # A fixed namespace, so the key depends on the pod's identity and target only.
 _KEY_NAMESPACE = uuid.UUID("6f1c3f6e-8d4c-5b0e-9a57-2f1d4c9e7a10")
@@ -25,8 +25,22 @@ MAX_REQUEST_TIMEOUT = 30.0
 @click.argument("url", envvar="INITKIT_REGISTER_URL")
 @option("--method", default="POST", help="HTTP method.")
 @option("--data", "data", metavar="TEMPLATE", help="Form body, sent as is (like curl -d).")
-@option("--json", "json_body", metavar="TEMPLATE", help="JSON body; must render to valid JSON.")
-@option("--header", "headers", multiple=True, metavar="'NAME: TEMPLATE'", help="Extra header (repeatable).")
+@option(
+    "--json",
+    "json_body",
+    envvar="INITKIT_REGISTER_JSON",
+    metavar="TEMPLATE",
+    help="JSON body; must render to valid JSON.",
+)
+@option(
+    "--header",
+    "headers",
+    envvar="INITKIT_REGISTER_HEADER",
+    type=Line(),
+    multiple=True,
+    metavar="'NAME: TEMPLATE'",
+    help="Extra header (repeatable; one per line in the environment variable).",
+)
 @option("--token-file", type=click.Path(dir_okay=False), help="Send its content as a Bearer token.")
 @option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify https.")
 @option("--attempts", type=click.IntRange(min=1), default=10, help="Tries before giving up.")

@@ -211,9 +211,11 @@ def test_options_from_environment(run_cli, server, tmp_path):
         "INITKIT_REGISTER_METHOD": "PUT",
         "INITKIT_REGISTER_DATA": "ip={{ pod.ip }}",
         "INITKIT_REGISTER_TOKEN_FILE": str(tmp_path / "t"),
+        "INITKIT_REGISTER_HEADER": "X-Team: platform ops\nX-Pod: {{ pod.name }}\n",
     }
     result = run_cli("register", env=env)
     assert result.code == 0, result.stderr
     (seen,) = server.seen
     assert (seen.method, seen.path, seen.body) == ("PUT", "/env", "ip=10.244.1.17")
     assert seen.headers["Authorization"] == "Bearer tok-from-env"
+    assert (seen.headers["X-Team"], seen.headers["X-Pod"]) == ("platform ops", "myapp-7d4b9")
