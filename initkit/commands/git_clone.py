@@ -20,12 +20,16 @@ import contextlib
 import os
 import shutil
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from initkit import log, redact
 from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
 from initkit.params import option
+
+if TYPE_CHECKING:  # gitrepo itself loads only when the command runs
+    from initkit.gitrepo import Git, Outcome, Remote
 
 TMP_GIT_DIR = ".git.initkit-tmp"
 CLONING_KEY = "initkit.cloning"
@@ -92,7 +96,7 @@ def _read_secret(path: str, what: str) -> str:
     return value
 
 
-def _http_credentials(remote, username: str | None, password_file: str | None) -> str | None:
+def _http_credentials(remote: Remote, username: str | None, password_file: str | None) -> str | None:
     from initkit import gitrepo
 
     if remote.password:
@@ -118,7 +122,7 @@ def _http_credentials(remote, username: str | None, password_file: str | None) -
     return gitrepo.basic_auth_header(user, password)
 
 
-def _ssh_options(remote, key_file: str | None, known_hosts_file: str | None) -> list[str] | None:
+def _ssh_options(remote: Remote, key_file: str | None, known_hosts_file: str | None) -> list[str] | None:
     from initkit import gitrepo
 
     if remote.kind != "ssh":
@@ -138,7 +142,9 @@ def _ssh_options(remote, key_file: str | None, known_hosts_file: str | None) -> 
 
 
 class Clone:
-    def __init__(self, git, remote, dest: str, ref: str | None, depth: int | None, submodules: bool):
+    def __init__(
+        self, git: Git, remote: Remote, dest: str, ref: str | None, depth: int | None, submodules: bool
+    ) -> None:
         from initkit import gitrepo
 
         self.gitrepo = gitrepo
@@ -269,7 +275,7 @@ class Clone:
             self.update_submodules()
         log.info(f"moved {self.dest} from {head} to {target}", commit=target, previous=head)
 
-    def refused(self, head: str | None, target: str, outcome) -> JobFailed:
+    def refused(self, head: str | None, target: str, outcome: Outcome) -> JobFailed:
         lines = outcome.err.splitlines()
         if any("would be overwritten" in line for line in lines):
             files = [line.strip() for line in lines if line.startswith("\t")]
