@@ -160,19 +160,20 @@ def make_repos(root: Path, work_root: Path, daemon_port: int, big_mb: int = 64) 
 
 
 class GitDaemon:
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, port: int | None = None, address: str = "127.0.0.1") -> None:
         self.root = root
+        self.address = address
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> GitDaemon:
         self.proc = subprocess.Popen(
             ["git", "daemon", "--reuseaddr", "--export-all", "--informative-errors",
-             f"--base-path={self.root}", "--listen=127.0.0.1", f"--port={self.port}", str(self.root)],
+             f"--base-path={self.root}", f"--listen={self.address}", f"--port={self.port}", str(self.root)],
             env={**os.environ, **_GIT_ENV},
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        wait_for_port(self.port, self.proc)
+        wait_for_port(self.port, self.proc, self.address)
         return self
 
     def stop(self) -> None:
@@ -180,7 +181,7 @@ class GitDaemon:
             _stop(self.proc)
 
     def url(self, name: str) -> str:
-        return f"git://127.0.0.1:{self.port}/{name}"
+        return f"git://{self.address}:{self.port}/{name}"
 
 
 # --- smart HTTP ---------------------------------------------------------------------

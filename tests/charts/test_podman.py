@@ -1,7 +1,6 @@
 """The example chart's rendered Pod, played by `podman kube play` with the locally built
-initkit image: its init containers (wait-for, sleep, render) run in order and the app
-starts and sees what they wrote. (git-clone is left out: the image has no git server
-or git-upload-pack to clone from inside the sandbox, and no network leaves it.)
+initkit image: its init containers (wait-for, sleep, git-clone from a git daemon on the
+podman network's gateway, render) run in order and the app starts and sees what they wrote.
 
 Needs the helm binaries (.ci/setup-helm.sh), a Docker engine holding initkit:dev
 (`make images`; the harness copies it into podman) and podman. Under CI=true a missing
@@ -23,6 +22,7 @@ import pytest
 import yaml
 
 from tests.charts.conftest import Helm, missing
+from tests.gitservers import GitDaemon, free_port, git
 from tests.images import harness
 
 pytestmark = [pytest.mark.helm, pytest.mark.podman]
@@ -37,7 +37,7 @@ APP = "myapp-initkit-example"
 PODMAN_ENV = {"POD_NAMESPACE": "demo", "NODE_NAME": "podman"}
 
 
-def values() -> dict[str, Any]:
+def values(repo: str) -> dict[str, Any]:
     local = {"registry": "", "repository": REPOSITORY, "tag": TAG, "pullPolicy": "Never"}
     return {
         "kind": "Pod",
@@ -51,6 +51,7 @@ def values() -> dict[str, Any]:
                 "--timeout",
                 "5s",
                 "file:/config/config.yaml",
+                "file:/workspace/site/index.html",
                 "--",
                 "/usr/bin/initkit",
                 "render",
@@ -71,6 +72,13 @@ def values() -> dict[str, Any]:
                     "interval": "200ms",
                 },
                 {"kind": "sleep", "duration": "500ms"},
+                {
+                    "kind": "git-clone",
+                    "repo": repo,
+                    "depth": 1,
+                    "volume": {"name": "workspace", "mountPath": "/workspace"},
+                    "dest": "/workspace/site",
+                },
                 {
                     "kind": "render",
                     "template": {
@@ -97,6 +105,17 @@ def adapt_for_podman(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return docs
 
 
+def make_repo(tmp_path: Path) -> Path:
+    work, served = tmp_path / "site-src", tmp_path / "git-served"
+    git("init", "-q", "-b", "main", work)
+    (work / "index.html").write_text("<h1>site from git</h1>\n")
+    git("add", "index.html", cwd=work)
+    git("commit", "-q", "-m", "site", cwd=work)
+    served.mkdir()
+    git("clone", "-q", "--bare", work, served / "site.git")
+    return served
+
+
 def service_pod(name: str) -> dict[str, Any]:
     container = {"name": "main", "image": IMAGE, "imagePullPolicy": "Never", "args": ["sleep", "10m"]}
     return {
@@ -115,11 +134,14 @@ def podman_ready() -> None:
 
 
 def test_example_pod_runs_its_init_containers_then_the_app(
-    helm_factory: Callable[[str], Helm], tmp_path: Path, podman_ready: None
+    helm_factory: Callable[[str], Helm], tmp_path: Path, podman_ready: None, allow_network: Callable[[str], None]
 ) -> None:
     helm = helm_factory("helm4")  # helm3 renders the same (test_render)
+    served = make_repo(tmp_path)
+    port = free_port()
     values_file = tmp_path / "podman-values.yaml"
-    values_file.write_text(yaml.safe_dump(values()))
+    # By address: aardvark-dns does not forward names it does not own on an --internal network.
+    values_file.write_text(yaml.safe_dump(values(f"git://{harness.PodmanSandbox.gateway_of()}:{port}/site.git")))
     app_yaml = tmp_path / "app.yaml"
     app_yaml.write_text(yaml.safe_dump_all(adapt_for_podman(helm.template(values_file))))
     services_yaml = tmp_path / "services.yaml"
@@ -134,9 +156,15 @@ def test_example_pod_runs_its_init_containers_then_the_app(
         app.start()
         time.sleep(3)
         assert app.is_alive(), f"the pod did not wait for its services: {played.get('app')}"
-        services = pm.play(services_yaml, timeout=120)
-        assert services.returncode == 0, services.stderr
-        app.join(timeout=250)
+        # The app's pod has created the network's bridge: serve git on its gateway.
+        allow_network(pm.subnet)
+        daemon = GitDaemon(served, port=port, address=pm.gateway).start()
+        try:
+            services = pm.play(services_yaml, timeout=120)
+            assert services.returncode == 0, services.stderr
+            app.join(timeout=250)
+        finally:
+            daemon.stop()
         assert not app.is_alive(), "kube play of the app did not return"
         result = played["app"]
         failed = re.search(r"init container ([0-9a-f]{12,}) exited", result.stderr)
@@ -151,6 +179,7 @@ def test_example_pod_runs_its_init_containers_then_the_app(
         assert started == [
             f"{APP}-initkit-wait-for",
             f"{APP}-initkit-sleep",
+            f"{APP}-initkit-git-clone",
             f"{APP}-initkit-render",
             app_container,
         ]

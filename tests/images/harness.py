@@ -208,18 +208,23 @@ class PodmanSandbox:
     """podman `kube play` in a private mount namespace with its own DNS (see module doc)."""
 
     BRIDGE_MAC = "02:42:ac:1e:00:01"
+    SUBNET = "10.89.77.0/24"
 
-    def __init__(self, workdir: Path, subnet: str = "10.89.77.0/24"):
+    def __init__(self, workdir: Path, subnet: str = SUBNET):
         self.dir = workdir / f"podman-{uuid.uuid4().hex[:6]}"
         self.dir.mkdir(parents=True)
         self.net = f"ikpm-{uuid.uuid4().hex[:6]}"
         self.subnet = subnet
-        base = subnet.rsplit(".", 1)[0]
-        self.gateway = f"{base}.1"
+        self.gateway = self.gateway_of(subnet)
         self.dnsmasq_addr = f"127.0.{uuid.uuid4().int % 200 + 20}.1"
         self.holder: subprocess.Popen | None = None
         self.dns: DnsServer | None = None
         self.played: list[Path] = []
+
+    @staticmethod
+    def gateway_of(subnet: str = SUBNET) -> str:
+        """The address podman gives the bridge of a network on `subnet` (its first host)."""
+        return f"{subnet.rsplit('.', 1)[0]}.1"
 
     # -- lifecycle
     def __enter__(self) -> PodmanSandbox:
