@@ -91,9 +91,9 @@ def _to_json(value: Any, indent: int | None = None) -> str:
     return json.dumps(value, indent=indent, sort_keys=False)
 
 
-def make_environment(search_path: str | None = None) -> SandboxedEnvironment:
+def make_environment() -> SandboxedEnvironment:
+    """The sandbox every template runs in; callers that load files set `loader`."""
     environment = SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(search_path) if search_path else None,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -136,11 +136,3 @@ def render_string(source: str, context: Mapping[str, Any], name: str = "<templat
         return template.render(context)
     except jinja2.TemplateError as exc:
         raise template_error(exc, name) from exc
-
-
-def render_file(environment: SandboxedEnvironment, relative: str, context: Mapping[str, Any], display: str) -> str:
-    """Render `relative` (a name in the environment's loader) for `display`."""
-    try:
-        return environment.get_template(relative).render(context)
-    except jinja2.TemplateError as exc:
-        raise template_error(exc, display) from exc
