@@ -87,6 +87,12 @@ class Client:
         except urllib3.exceptions.LocationParseError as exc:
             raise BadInput(f"invalid URL {url}: {exc}") from None
         all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        if parsed.auth and not any(k.lower() == "authorization" for k in all_headers):
+            # http://user:password@host/ means Basic auth, as curl and requests read it
+            import base64
+            from urllib.parse import unquote
+
+            all_headers["Authorization"] = "Basic " + base64.b64encode(unquote(parsed.auth).encode()).decode()
         retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=MAX_REDIRECTS)
         try:
             answer = self._pool(_proxy_for(parsed.scheme or "http", parsed.host or "")).request(

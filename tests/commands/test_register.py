@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import time
@@ -148,11 +149,12 @@ def test_token_goes_out_as_bearer_and_never_appears_in_output(run_cli, server, t
     assert "token *** is not allowed here" in result.stderr
 
 
-def test_credentials_in_url_are_redacted(run_cli, server):
+def test_credentials_in_url_are_basic_auth_and_redacted(run_cli, server):
     url = server.url("/r").replace("http://", "http://admin:hunter22@")
     server.script = [Reply(400, "no")]
     result = run_cli("register", url, env=POD)
     assert result.code == 1
+    assert server.seen[0].headers["Authorization"] == "Basic " + base64.b64encode(b"admin:hunter22").decode()
     assert "hunter22" not in result.stderr
     assert "admin:***@" in result.stderr
 
