@@ -108,6 +108,16 @@ def _commit(work: Path, files: dict[str, str | bytes], message: str) -> str:
     return git("rev-parse", "HEAD", cwd=work)
 
 
+def served_repo(tmp_path: Path, files: dict[str, str | bytes], name: str = "site.git") -> Path:
+    """One commit of `files`, as a bare repository NAME under a fresh folder to serve; returns the folder."""
+    work, served = tmp_path / f"{name}-work", tmp_path / f"{name}-served"
+    git("init", "-q", "-b", "main", work)
+    _commit(work, files, "site")
+    served.mkdir()
+    git("clone", "-q", "--bare", work, served / name)
+    return served
+
+
 def make_repos(root: Path, work_root: Path, daemon_port: int, big_mb: int = 64) -> Repos:
     """main.git: c1 (tags v1, annotated, and light) <- c2 (main, HEAD); feature: c1 <- c3.
     other.git: an unrelated repository. sub.git, super.git (submodule over git://).

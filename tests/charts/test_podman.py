@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.charts.conftest import Helm, missing
-from tests.gitservers import GitDaemon, free_port, git
+from tests.gitservers import GitDaemon, free_port, served_repo
 from tests.images import harness
 
 pytestmark = [pytest.mark.helm, pytest.mark.podman]
@@ -105,17 +105,6 @@ def adapt_for_podman(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return docs
 
 
-def make_repo(tmp_path: Path) -> Path:
-    work, served = tmp_path / "site-src", tmp_path / "git-served"
-    git("init", "-q", "-b", "main", work)
-    (work / "index.html").write_text("<h1>site from git</h1>\n")
-    git("add", "index.html", cwd=work)
-    git("commit", "-q", "-m", "site", cwd=work)
-    served.mkdir()
-    git("clone", "-q", "--bare", work, served / "site.git")
-    return served
-
-
 def service_pod(name: str) -> dict[str, Any]:
     container = {"name": "main", "image": IMAGE, "imagePullPolicy": "Never", "args": ["sleep", "10m"]}
     return {
@@ -137,7 +126,7 @@ def test_example_pod_runs_its_init_containers_then_the_app(
     helm_factory: Callable[[str], Helm], tmp_path: Path, podman_ready: None, allow_network: Callable[[str], None]
 ) -> None:
     helm = helm_factory("helm4")  # helm3 renders the same (test_render)
-    served = make_repo(tmp_path)
+    served = served_repo(tmp_path, {"index.html": "<h1>site from git</h1>\n"})
     port = free_port()
     values_file = tmp_path / "podman-values.yaml"
     # By address: aardvark-dns does not forward names it does not own on an --internal network.

@@ -14,21 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.gitservers import PASSWORD, USERNAME, GitHTTPServer, _stop, git, start_sshd
+from tests.gitservers import PASSWORD, USERNAME, GitHTTPServer, _stop, served_repo, start_sshd
 from tests.images.harness import IMAGE, DockerNet, DockerPod
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "served"
-    work = tmp_path / "work"
-    git("init", "-q", "-b", "main", work)
-    (work / "index.html").write_text("<h1>from a private repository</h1>\n")
-    git("add", "index.html", cwd=work)
-    git("commit", "-q", "-m", "site", cwd=work)
-    root.mkdir()
-    git("clone", "-q", "--bare", work, root / "site.git")
-    return root
+    return served_repo(tmp_path, {"index.html": "<h1>from a private repository</h1>\n"})
 
 
 def test_clone_over_ssh_with_a_mounted_key(net: DockerNet, repo: Path, tmp_path: Path):
