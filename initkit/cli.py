@@ -1,7 +1,7 @@
 """The click group, the wiring of subcommands, and the one error boundary.
 
-Subcommands load lazily: `initkit sleep 0` imports neither requests, jinja2,
-dnspython nor GitPython.
+Subcommands load lazily: `initkit sleep 0` imports neither urllib3, jinja2 nor
+yaml.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A tiny logger rather than the stdlib's `logging`: start-up time matters for
 init containers and this is all initkit needs. With --debug, libraries that
-use `logging` (urllib3, GitPython) are routed here too.
+use `logging` (urllib3) are routed here too.
 """
 
 from __future__ import annotations

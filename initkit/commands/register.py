@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from initkit import log
 from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
 from initkit.params import Duration, Line, option
+
+if TYPE_CHECKING:
+    from initkit.podfacts import PodFacts
 
 # A fixed namespace, so the key depends on the pod's identity and target only.
 _KEY_NAMESPACE = uuid.UUID("6f1c3f6e-8d4c-5b0e-9a57-2f1d4c9e7a10")
@@ -98,9 +102,9 @@ def command(
     send(method.upper(), target, body, request_headers, ca_file=ca_file, attempts=attempts, timeout=timeout)
 
 
-def idempotency_key(facts: object, method: str, url: str) -> str:
+def idempotency_key(facts: PodFacts, method: str, url: str) -> str:
     """Same pod (UID, else namespace/name) and same request: same key, on every re-run."""
-    return str(uuid.uuid5(_KEY_NAMESPACE, f"{facts.identity()}|{method}|{url}"))  # type: ignore[attr-defined]
+    return str(uuid.uuid5(_KEY_NAMESPACE, f"{facts.identity()}|{method}|{url}"))
 
 
 def _read_token(path: str) -> str:
@@ -128,7 +132,6 @@ def send(
     ca_file: str | None,
     attempts: int,
     timeout: float,
-    sleep: object = None,
 ) -> None:
     import time
 
@@ -167,7 +170,6 @@ def send(
             attempt,
             stop=retry.stop_after_attempt(attempts) | retry.stop_before_delay(timeout),
             wait=retry.wait_exponential_jitter(initial=0.5, maximum=30.0),
-            sleep=sleep or time.sleep,
             before_sleep=before_sleep,
         )
     except retry.RetryError as exc:

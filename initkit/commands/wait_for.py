@@ -9,12 +9,16 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
 
 from initkit import log
 from initkit.errors import EXIT_CODES_HELP, BadInput, ExecFailed, JobFailed
 from initkit.params import Duration, option
+
+if TYPE_CHECKING:
+    from initkit.probes import Probe
 
 SUMMARY_EVERY = 10.0
 
@@ -74,19 +78,19 @@ def command(
         _exec(argv)
 
 
-def wait_until_ready(probes: Sequence[object], *, timeout: float, interval: float) -> None:
+def wait_until_ready(probes: Sequence[Probe], *, timeout: float, interval: float) -> None:
     from initkit import retry
     from initkit.durations import format_duration
     from initkit.probes import NotReady
 
     started = time.monotonic()
     cancel = threading.Event()
-    statuses = [_Status(p.label) for p in probes]  # type: ignore[attr-defined]
+    statuses = [_Status(p.label) for p in probes]
     all_ready = threading.Semaphore(0)
 
-    def attempt(probe: object, status: _Status) -> str:
+    def attempt(probe: Probe, status: _Status) -> str:
         try:
-            return probe.check()  # type: ignore[attr-defined]
+            return probe.check()
         except NotReady as exc:
             status.last_error = str(exc)
             raise retry.TryAgain(str(exc)) from None
@@ -94,7 +98,7 @@ def wait_until_ready(probes: Sequence[object], *, timeout: float, interval: floa
             status.last_error = f"{type(exc).__name__}: {exc}"
             raise retry.TryAgain(status.last_error) from None
 
-    def poll(probe: object, status: _Status) -> None:
+    def poll(probe: Probe, status: _Status) -> None:
         try:
             detail = retry.call(
                 lambda: attempt(probe, status),

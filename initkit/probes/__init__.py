@@ -2,7 +2,7 @@
 
 Each probe has a `label` and a `check()` that returns a short detail when the
 target is ready and raises `NotReady(reason)` when it is not. Probe modules
-import their libraries lazily, so `wait-for tcp:...` loads no dnspython.
+import their libraries lazily, so `wait-for tcp:...` loads no urllib3.
 """
 
 from __future__ import annotations
