@@ -83,21 +83,8 @@ def command(
     job.run()
 
 
-def _read_secret(path: str, what: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            value = handle.read().rstrip("\r\n")
-    except OSError as exc:
-        raise BadInput(f"cannot read {what} {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise BadInput(f"{what} {path} is not UTF-8 text") from None
-    if not value:
-        raise BadInput(f"{what} {path} is empty")
-    return value
-
-
 def _http_credentials(remote: Remote, username: str | None, password_file: str | None) -> str | None:
-    from initkit import gitrepo
+    from initkit import gitrepo, secretfile
 
     if remote.password:
         redact.register(remote.password)
@@ -107,8 +94,7 @@ def _http_credentials(remote: Remote, username: str | None, password_file: str |
         return None
     password = remote.password
     if password_file:
-        password = _read_secret(password_file, "password file")
-        redact.register(password)
+        password = secretfile.read(password_file, "password file")
     user = username or remote.username
     if password is None and user is None:
         return None

@@ -72,6 +72,7 @@ def command(
     Example: initkit register 'http://mgmt/register' \\
                --data 'instance={{ pod.name }}&ip={{ pod.ip }}' --token-file /var/run/secrets/token
     """
+    from initkit import secretfile
     from initkit.podfacts import PodFacts
     from initkit.templating import base_context, render_string
 
@@ -81,7 +82,7 @@ def command(
     context = base_context(facts)
     request_headers = {"Idempotency-Key": idempotency_key(facts, method.upper(), url)}
     if token_file is not None:
-        request_headers["Authorization"] = f"Bearer {_read_token(token_file)}"
+        request_headers["Authorization"] = f"Bearer {secretfile.read(token_file, 'token file')}"
     for raw in headers:
         name, sep, value = raw.partition(":")
         if not sep or not name.strip():
@@ -105,22 +106,6 @@ def command(
 def idempotency_key(facts: PodFacts, method: str, url: str) -> str:
     """Same pod (UID, else namespace/name) and same request: same key, on every re-run."""
     return str(uuid.uuid5(_KEY_NAMESPACE, f"{facts.identity()}|{method}|{url}"))
-
-
-def _read_token(path: str) -> str:
-    from initkit import redact
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            token = f.read().strip()
-    except FileNotFoundError:
-        raise BadInput(f"token file {path} does not exist") from None
-    except OSError as exc:
-        raise BadInput(f"cannot read token file {path}: {exc.strerror}") from None
-    if not token:
-        raise BadInput(f"token file {path} is empty")
-    redact.register(token)
-    return token
 
 
 def send(
