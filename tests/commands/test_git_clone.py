@@ -293,7 +293,7 @@ def test_missing_password_file_is_bad_input(run_cli, git_http, tmp_path):
         "--username", USERNAME, "--password-file", str(tmp_path / "missing"),
     )  # fmt: skip
     assert result.code == 2
-    assert "cannot read password file" in result.stderr
+    assert f"password file {tmp_path / 'missing'} does not exist" in result.stderr
     assert not (tmp_path / "site").exists()
 
 
