@@ -8,7 +8,7 @@ stage:
   base/    python3 runtime, the stdlib modules initkit's code can import, their
            shared libraries, CA certificates, /etc/passwd and /etc/group
   pylibs/  the Debian python3-* libraries initkit needs
-  git/     git with its http(s) helper, ssh client,
+  git/     git with its http(s) helper, ssh client, GitPython,
            and the shared libraries they need that base/ lacks
   app/     initkit itself (sources + .pyc), its dist-info, /usr/bin/initkit
 
@@ -38,14 +38,23 @@ STDLIB = Path(sysconfig.get_path("stdlib"))  # /usr/lib/python3.13
 DYNLOAD = STDLIB / "lib-dynload"
 DIST = Path("/usr/lib/python3/dist-packages")
 
-# Debian packages whose dist-packages files go in each layer.
+# Debian packages whose dist-packages files go in each layer. requests' own dependencies
+# (urllib3, idna, certifi: Debian's points at the system CA bundle) and one charset detector:
+# requests takes whichever of chardet / charset_normalizer it finds, so only the latter ships.
 PYLIBS = [
     "python3-click",
-    "python3-urllib3",
     "python3-jinja2",
     "python3-markupsafe",
     "python3-yaml",
+    "python3-requests",
+    "python3-urllib3",
+    "python3-idna",
+    "python3-certifi",
+    "python3-charset-normalizer",
+    "python3-dnspython",
 ]
+# GitPython and what it imports: only git-clone uses them, so only the full image has them.
+GITLIBS = ["python3-git", "python3-gitdb", "python3-smmap"]
 
 # Stdlib that is always kept although no import statement names it:
 # codecs are looked up by name at run time (the CJK ones need C modules
@@ -312,6 +321,8 @@ def main() -> None:
     # --- Python libraries from Debian
     for f in package_files(PYLIBS):
         pylibs.add(f)
+    for f in package_files(GITLIBS):
+        git.add(f)
 
     # --- python runtime and the stdlib it needs
     base.add_elf(f"/usr/bin/{PY}")
