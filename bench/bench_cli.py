@@ -4,12 +4,12 @@
 
 Prints:
   1. median wall time of `initkit --version` and `initkit sleep 0` against
-     `python3 -c pass` and `python3 -c 'import click'` (target: <= 1.3x click);
+     `python3 -c pass` and `python3 -c 'import click'` (target: <= 1.25x click);
   2. peak RSS of wait-for tcp, wait-for dns, sleep, render and register
      (targets: <= 20 MiB for wait-for and sleep, <= 30 MiB for render and register);
   3. wait-for's detection latency (target becomes ready -> process exits) against the
      seed's `until nslookup NAME; do sleep 2; done` loop, with a real dnsmasq
-     (target: median <= 0.5 s at default settings).
+     (target: median <= interval/2 + 100 ms, with the DNS queries per interval counted).
 Needs dnsmasq-base, time (GNU time, for peak RSS) and busybox (for the seed's nslookup loop);
 runs as root (port 53 on loopback).
 """
@@ -31,11 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests import budgets  # noqa: E402
+from tests.gitservers import GitDaemon, served_repo  # noqa: E402
 from tests.servers import DnsServer, ScriptedHttpServer  # noqa: E402
 
 PY = sys.executable
-INITKIT = shutil.which("initkit", path=os.path.dirname(PY)) or shutil.which("initkit")
-GNU_TIME = "/usr/bin/time"  # Debian package `time`
+INITKIT = budgets.INITKIT
+GNU_TIME = budgets.GNU_TIME
 
 
 def wall(argv: list[str], runs: int) -> float:
@@ -45,16 +47,6 @@ def wall(argv: list[str], runs: int) -> float:
         subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
-
-
-def peak_rss_mib(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Peak RSS through GNU time: a child forked from this (large) process would
-    count this process's pages up to its exec, so a small parent must fork it."""
-    proc = subprocess.run(
-        [GNU_TIME, "-f", "%M", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True
-    )
-    kib = int(proc.stderr.strip().splitlines()[-1].split()[-1])
-    return kib / 1024, proc.returncode
 
 
 def startup(runs: int) -> None:
@@ -76,35 +68,46 @@ def startup(runs: int) -> None:
     for name, value in medians.items():
         print(f"  {name:28s} {value * 1000:7.1f} ms   {value / bare:4.2f}x bare   {value / click:4.2f}x click")
     for name in ("initkit --version", "initkit sleep 0"):
-        verdict = "ok" if medians[name] <= 1.3 * click else "OVER"
-        print(f"  target {name} <= 1.3x click: {medians[name] / click:.2f}x  {verdict}")
+        verdict = "ok" if medians[name] <= 1.25 * click else "OVER"
+        print(f"  target {name} <= 1.25x click: {medians[name] / click:.2f}x  {verdict}")
 
 
 def memory(workdir: Path, dns: DnsServer) -> None:
-    print("== peak RSS (GNU time %M, the largest of 3 runs)")
+    print("== peak RSS (GNU time %M, the largest of 3 runs; budgets from tests/budgets.py)")
     tcp = socket.create_server(("127.0.0.1", 0))
     api = ScriptedHttpServer()
     dns.add("bench.test", "10.0.0.1")
-    template = workdir / "app.conf.j2"
-    template.write_text("listen {{ pod.ip }}:{{ port }}\n{% for k, v in db.items() %}{{ k }}={{ v }}\n{% endfor %}")
-    values = workdir / "values.yaml"
-    values.write_text("port: 8080\ndb:\n  host: mydb\n  replicas: 3\n")
-    env = {**os.environ, "POD_IP": "10.1.2.3", "POD_NAME": "bench", "POD_NAMESPACE": "default", "NO_PROXY": "*"}
-    cases = [
-        ("python3 -c pass", [PY, "-c", "pass"], None),
-        ("python3 -c 'import click'", [PY, "-c", "import click"], None),
-        ("initkit sleep 0", [INITKIT, "sleep", "0"], 20),
-        ("initkit wait-for tcp", [INITKIT, "wait-for", f"tcp:127.0.0.1:{tcp.getsockname()[1]}"], 20),
-        ("initkit wait-for dns", [INITKIT, "wait-for", "dns:bench.test", "--dns-server", dns.server], 20),
-        ("initkit render", [INITKIT, "render", str(template), str(workdir / "out.conf"), "--values", str(values)], 30),
-        ("initkit register", [INITKIT, "register", api.url("/register"), "--data", "ip={{ pod.ip }}"], 30),
+    daemon = GitDaemon(served_repo(workdir, {"README.md": "bench\n"})).start()
+    env = budgets.environment()
+    baselines = [
+        budgets.Case("python3 -c pass", [PY, "-c", "pass"], 0),
+        budgets.Case("python3 -c 'import click'", [PY, "-c", "import click"], 0),
     ]
-    for name, argv, budget in cases:
-        rss, code = max(peak_rss_mib(argv, env) for _ in range(3))
-        note = "" if budget is None else f"  budget {budget} MiB: {'ok' if rss <= budget else 'OVER'}"
-        print(f"  {name:28s} {rss:6.1f} MiB  exit {code}{note}")
-    tcp.close()
-    api.stop()
+    cases = budgets.cases(
+        workdir=workdir,
+        dns_server=dns.server,
+        dns_name="bench.test",
+        tcp_port=tcp.getsockname()[1],
+        http_url=api.url("/register"),
+        git_url=daemon.url("site.git"),
+    )
+    try:
+        for case in [*baselines, *cases]:
+            runs = []
+            for _ in range(3):
+                shutil.rmtree(workdir / "checkout", ignore_errors=True)
+                runs.append(budgets.peak_rss_mib(case.argv, env)[:2])
+            rss, code = max(runs)
+            note = (
+                f"  budget {case.budget_mib:g} MiB: {'ok' if rss <= case.budget_mib else 'OVER'}"
+                if case.budget_mib
+                else ""
+            )
+            print(f"  {case.name:28s} {rss:6.1f} MiB  exit {code}{note}")
+    finally:
+        daemon.stop()
+        tcp.close()
+        api.stop()
 
 
 def latency(dns: DnsServer, runs: int) -> None:
@@ -115,33 +118,52 @@ def latency(dns: DnsServer, runs: int) -> None:
     # jitter), so every phase of a waiter's polling period is sampled alike: a fixed random
     # seed would hit the same few phases every time and bias the median.
     rng = random.Random()
+    # label -> (argv for a name, polling interval in s, or None for the seed's loop)
     waiters = {
-        "initkit wait-for (defaults)": lambda name: [INITKIT, "wait-for", f"dns:{name}", "--dns-server", dns.server],
-        "initkit wait-for --interval 500ms": lambda name: [
-            *[INITKIT, "wait-for", f"dns:{name}", "--dns-server", dns.server, "--interval", "500ms"]
-        ],
+        "initkit wait-for (defaults)": (
+            lambda name: [INITKIT, "wait-for", f"dns:{name}", "--dns-server", dns.server],
+            1.0,
+        ),
+        "initkit wait-for --interval 500ms": (
+            lambda name: [INITKIT, "wait-for", f"dns:{name}", "--dns-server", dns.server, "--interval", "500ms"],
+            0.5,
+        ),
     }
     if busybox:
-        waiters["seed: until nslookup; sleep 2"] = lambda name: ["sh", "-c", seed, name, dns.address]
+        waiters["seed: until nslookup; sleep 2"] = (lambda name: ["sh", "-c", seed, name, dns.address], None)
     else:
         print("  (busybox not installed: the seed's loop is skipped)")
     results: dict[str, list[float]] = {name: [] for name in waiters}
+    per_poll: dict[str, list[float]] = {name: [] for name in waiters}
     for i in range(runs):
-        for label, make in waiters.items():
+        for label, (make, interval) in waiters.items():
             name = f"late-{i}-{abs(hash(label)) % 10000}.test"
+            started = time.perf_counter()
             proc = subprocess.Popen(make(name), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0 + 2.0 * (i + rng.random()) / runs)
             published = time.perf_counter()
             dns.add(name, "10.0.0.2")
             proc.wait(timeout=30)
-            results[label].append(time.perf_counter() - published)
+            ended = time.perf_counter()
+            results[label].append(ended - published)
+            if interval:  # DNS queries for this name (any type, any search suffix) per polling interval
+                asked = sum(1 for line in dns.queries() if f" {name}" in line)
+                per_poll[label].append(asked / max(1.0, (ended - started) / interval))
     base = statistics.median(results.get("seed: until nslookup; sleep 2", [float("nan")]))
     for label, values in results.items():
         med = statistics.median(values)
+        interval = waiters[label][1]
+        target = ""
+        if interval:
+            limit = interval / 2 + 0.1
+            target = (
+                f"  target median <= {limit:.2f} s: {'ok' if med <= limit else 'OVER'};"
+                f" queries per interval: mean {statistics.mean(per_poll[label]):.2f}"
+            )
         print(
             f"  {label:32s} median {med:5.2f} s  mean {statistics.mean(values):5.2f}"
             f"  min {min(values):5.2f}  max {max(values):5.2f}"
-            f"  ({med / base:4.2f}x the seed's loop)"
+            f"  ({med / base:4.2f}x the seed's loop){target}"
         )
 
 
