@@ -29,6 +29,8 @@ class _Output:
     template: str  # what the user sees in messages
     dest: str
     text: str
+    root: str = "."  # trusted: the operator named it (DEST, or a file DEST's directory)
+    parts: tuple[str, ...] = ()  # below root, never followed through a symlink
 
 
 @click.command("render", epilog=EXIT_CODES_HELP)
@@ -107,19 +109,29 @@ def command(
 
 
 def _render_single(template: str, dest: str | None, context: dict[str, Any]) -> _Output:
+    from initkit.atomic import UnsafePath, check_tree
+
     root, name = os.path.split(template)
     root = root or "."
     display = os.path.normpath(template)
+    dest_root, dest_name = os.path.split(dest or "-")
     if dest is not None:
         if os.path.isdir(dest):
             raise BadInput(f"DEST {dest} is a directory, but TEMPLATE {template} is a file: give a file path")
         if os.path.exists(dest) and os.path.samefile(dest, template):
             raise BadInput(f"DEST {dest} is the template itself")
+        try:
+            check_tree(dest_root or ".", [dest_name])
+        except UnsafePath as exc:
+            raise BadInput(str(exc)) from None
     environment = _environment(root, trusted={name})
-    return _Output(display, dest or "-", _render(environment, name, context, display))
+    text = _render(environment, name, context, display)
+    return _Output(display, dest or "-", text, dest_root or ".", (dest_name,))
 
 
 def _render_tree(template: str, dest: str, context: dict[str, Any]) -> list[_Output]:
+    from initkit.atomic import UnsafePath, check_tree
+
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise BadInput(f"DEST {dest} is not a directory, but TEMPLATE {template} is")
     real_root = os.path.realpath(template)
@@ -129,17 +141,15 @@ def _render_tree(template: str, dest: str, context: dict[str, Any]) -> list[_Out
     outputs = []
     for relative in _tree_files(template, real_root):
         display = os.path.normpath(os.path.join(template, relative))
-        target = os.path.join(dest, *relative.split("/"))
-        outputs.append(_Output(display, target, _render(environment, relative, context, display)))
-    # Refuse before writing anything: a file where a directory goes, or the reverse.
+        parts = tuple(relative.split("/"))
+        target = os.path.join(dest, *parts)
+        outputs.append(_Output(display, target, _render(environment, relative, context, display), dest, parts))
+    # Refuse before writing anything: a symlink below DEST, a file where a directory goes, or the reverse.
     for output in outputs:
-        if os.path.isdir(output.dest):
-            raise BadInput(f"cannot write {output.dest}: it is a directory")
-        parent = os.path.dirname(output.dest)
-        while parent and not _within(dest, parent):
-            if os.path.exists(parent) and not os.path.isdir(parent):
-                raise BadInput(f"cannot create directory {parent}: a file is in the way")
-            parent = os.path.dirname(parent)
+        try:
+            check_tree(dest, output.parts)
+        except UnsafePath as exc:
+            raise BadInput(str(exc)) from None
     return outputs
 
 
@@ -240,13 +250,13 @@ def _failing_template(exc: BaseException, loaded: set[str], display: str) -> str
 
 
 def _write(output: _Output, mode: int | None) -> bool:
-    from initkit.atomic import write_if_changed
+    from initkit.atomic import UnsafePath, open_dir, write_at
 
-    parent = os.path.dirname(output.dest)
     try:
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        changed = write_if_changed(output.dest, output.text.encode("utf-8"), mode)
+        with open_dir(output.root, output.parts[:-1], create=True) as dir_fd:
+            changed = write_at(dir_fd, output.parts[-1], output.text.encode("utf-8"), mode, shown=output.dest)
+    except UnsafePath as exc:  # planted after the check before rendering: still refused, never followed
+        raise BadInput(str(exc)) from None
     except OSError as exc:
         raise JobFailed(f"cannot write {output.dest}: {exc.strerror or exc}") from exc
     log.info(f"{'wrote' if changed else 'unchanged'} {output.dest}")
