@@ -78,8 +78,24 @@ def command(
 
     Replaces: envsubst < app.conf.tpl > /config/app.conf
     """
+    from initkit import memlimit
+
+    try:
+        with memlimit.limited():
+            _run(template, dest, values_files, sets, mode)
+    except MemoryError:
+        raise BadInput(
+            f"rendering needs more than {memlimit.HEADROOM >> 20} MiB of memory: a template or values file is too big"
+        ) from None
+    except RecursionError:  # values nested beyond what a filter such as tojson can walk
+        raise BadInput("the values nest too deeply to render") from None
+
+
+def _run(
+    template: str, dest: str | None, values_files: tuple[str, ...], sets: tuple[str, ...], mode: int | None
+) -> None:
     from initkit import values as values_mod
-    from initkit.templating import base_context
+    from initkit.templating import OutputBudget, base_context
 
     if not os.path.lexists(template):
         raise BadInput(f"template {template}: not found")
@@ -92,11 +108,12 @@ def command(
     values = values_mod.load(values_files, sets)
     context: dict[str, Any] = {**values, **base_context()}
 
+    budget = OutputBudget()
     if is_dir:
         assert dest is not None
-        outputs = _render_tree(template, dest, context)
+        outputs = _render_tree(template, dest, context, budget)
     else:
-        outputs = [_render_single(template, dest, context)]
+        outputs = [_render_single(template, dest, context, budget)]
 
     if dest is None:
         sys.stdout.write(outputs[0].text)
@@ -108,7 +125,7 @@ def command(
     log.info(f"rendered {len(outputs)} {noun} from {template}: {written} written, {unchanged} unchanged")
 
 
-def _render_single(template: str, dest: str | None, context: dict[str, Any]) -> _Output:
+def _render_single(template: str, dest: str | None, context: dict[str, Any], budget: Any) -> _Output:
     from initkit.atomic import UnsafePath, check_tree
 
     root, name = os.path.split(template)
@@ -125,11 +142,11 @@ def _render_single(template: str, dest: str | None, context: dict[str, Any]) -> 
         except UnsafePath as exc:
             raise BadInput(str(exc)) from None
     environment = _environment(root, trusted={name})
-    text = _render(environment, name, context, display)
+    text = _render(environment, name, context, display, budget)
     return _Output(display, dest or "-", text, dest_root or ".", (dest_name,))
 
 
-def _render_tree(template: str, dest: str, context: dict[str, Any]) -> list[_Output]:
+def _render_tree(template: str, dest: str, context: dict[str, Any], budget: Any) -> list[_Output]:
     from initkit.atomic import UnsafePath, check_tree
 
     if os.path.exists(dest) and not os.path.isdir(dest):
@@ -143,7 +160,7 @@ def _render_tree(template: str, dest: str, context: dict[str, Any]) -> list[_Out
         display = os.path.normpath(os.path.join(template, relative))
         parts = tuple(relative.split("/"))
         target = os.path.join(dest, *parts)
-        outputs.append(_Output(display, target, _render(environment, relative, context, display), dest, parts))
+        outputs.append(_Output(display, target, _render(environment, relative, context, display, budget), dest, parts))
     # Refuse before writing anything: a symlink below DEST, a file where a directory goes, or the reverse.
     for output in outputs:
         try:
@@ -217,15 +234,19 @@ def _environment(root: str, trusted: set[str] | None = None) -> Any:
     return environment
 
 
-def _render(environment: Any, name: str, context: dict[str, Any], display: str) -> str:
+def _render(environment: Any, name: str, context: dict[str, Any], display: str, budget: Any) -> str:
     import jinja2
 
-    from initkit.templating import template_error
+    from initkit.templating import OutputTooBig, template_error
 
     try:
-        return environment.get_template(name).render(context)
+        return budget.render(environment.get_template(name), context)
+    except OutputTooBig as exc:
+        raise BadInput(f"{display}: {exc}") from None
     except jinja2.TemplateError as exc:
         raise template_error(exc, _failing_template(exc, environment.loader.loaded, display)) from exc
+    except MemoryError:
+        raise  # the command names the limit
     except Exception as exc:  # a filter or an expression failed: b64decode of junk, 1/0, ...
         lines = str(exc).strip().splitlines()
         kind = type(exc).__name__
