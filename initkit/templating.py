@@ -26,7 +26,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from initkit.errors import BadInput
-from initkit.podfacts import FACT_SOURCES, PodFacts
+from initkit.podfacts import FACT_SOURCES, PodFacts, checked_env
 
 RESERVED = ("pod", "node", "env")
 
@@ -75,7 +75,9 @@ def base_context(facts: PodFacts | None = None, environ: Mapping[str, str] | Non
     return {
         "pod": _Namespace("pod", lambda n: getattr(facts, pod_attrs[n]) if n in pod_attrs else None, _fact_hint("pod")),
         "node": _Namespace("node", lambda n: facts.node_name if n == "name" else None, _fact_hint("node")),
-        "env": _Namespace("env", env.get, lambda n: f"environment variable {n} is not set"),
+        "env": _Namespace(
+            "env", lambda n: checked_env(n, env.get(n)), lambda n: f"environment variable {n} is not set"
+        ),
     }
 
 

@@ -184,14 +184,18 @@ def _split_key(key: str) -> list[str]:
 
 def parse_set(item: str, position: int = 1) -> tuple[list[str], Any]:
     """`db.replicas=3` -> (["db", "replicas"], 3)."""
+    try:
+        item.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 in argv or the environment
+        raise BadInput(f"--set #{position} is not valid UTF-8") from None
     key, sep, raw = item.partition("=")
     if not sep:
         # show it only if it looks like a key: it might be a mistyped secret
         shown = repr(item) if _KEYISH.fullmatch(item) else f"#{position}"
         raise BadInput(f"--set {shown} has no '=': expected KEY=VALUE")
     path = _split_key(key.strip())
-    if any(not part for part in path):
-        raise BadInput(f"--set #{position}: malformed key {key.strip()!r}: expected KEY or A.B.C")
+    if any(not part or not part.isprintable() for part in path):
+        raise BadInput(f"--set #{position}: malformed key {key.strip()[:40]!r}: expected KEY or A.B.C")
     if len(path) > MAX_DEPTH:
         raise BadInput(f"--set #{position}: key has more than {MAX_DEPTH} parts")
     if path[0] in RESERVED:

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from initkit import log
-from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
+from initkit.errors import EXIT_CODES_HELP, BadInput, InitkitError, JobFailed
 from initkit.params import Octal, option
 
 # A ConfigMap volume: `key -> ..data/key`, `..data -> ..2024_01_01_00_00_00.123`.
@@ -243,6 +243,8 @@ def _render(environment: Any, name: str, context: dict[str, Any], display: str, 
         return budget.render(environment.get_template(name), context)
     except OutputTooBig as exc:
         raise BadInput(f"{display}: {exc}") from None
+    except InitkitError:
+        raise  # a pod fact or env variable refused (not UTF-8): its message names it
     except jinja2.TemplateError as exc:
         raise template_error(exc, _failing_template(exc, environment.loader.loaded, display)) from exc
     except MemoryError:
