@@ -109,8 +109,9 @@ def load_file(path: str) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise BadInput(f"values file {path}: not UTF-8 text") from None
-    loader = _bounded_loader(text)
+    loader = None
     try:
+        loader = _bounded_loader(text)  # the reader refuses control characters already here
         data = loader.get_single_data()
     except _Refused as exc:
         where = f":{exc.mark.line + 1}:{exc.mark.column + 1}" if exc.mark else ""
@@ -121,13 +122,18 @@ def load_file(path: str) -> dict[str, Any]:
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         problem = exc.problem or exc.context or "malformed"
         raise BadInput(f"values file {path}{where}: malformed YAML: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        raise BadInput(
+            f"values file {path}: malformed YAML: character #x{exc.character:04x} at offset {exc.position} not allowed"
+        ) from None
     except yaml.YAMLError as exc:
         raise BadInput(f"values file {path}: malformed YAML: {type(exc).__name__}") from None
     except (ValueError, TypeError, OverflowError) as exc:
         # a constructor refused a scalar: a 5000-digit int, 2001-13-45 as a date; the value itself is not shown
         raise BadInput(f"values file {path}: a value cannot be read: {type(exc).__name__}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if data is None:
         return {}
     if not isinstance(data, dict):
