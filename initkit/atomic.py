@@ -100,20 +100,20 @@ def _open_subdir(part: str, dir_fd: int, shown: str) -> int:
 def check_tree(root: str, relative: Sequence[str]) -> None:
     """Refuse (UnsafePath) before anything is written when root/relative could not be
     written safely: a symlink or a file on the way, a directory or a symlink at the end.
-    Missing parts are fine (they will be created)."""
+    Missing parts are fine (they will be created); other errors (no permission) are
+    left for the write to report."""
     try:
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
+    except OSError:
         return
     try:
         walked = root
         for depth, part in enumerate(relative):
             walked = os.path.join(walked, part)
-            last = depth == len(relative) - 1
             kind = _kind_at(part, fd)
             if kind is None:
                 return
-            if last:
+            if depth == len(relative) - 1:
                 if kind != "file":
                     raise UnsafePath(walked, kind, "file")
                 return
@@ -122,6 +122,10 @@ def check_tree(root: str, relative: Sequence[str]) -> None:
             child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             os.close(fd)
             fd = child
+    except UnsafePath:
+        raise
+    except OSError:
+        return
     finally:
         os.close(fd)
 
