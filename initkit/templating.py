@@ -5,7 +5,7 @@ in `SandboxedEnvironment`; undefined variables are errors that name the
 variable and the template line.
 
 The sandbox stops a template reaching Python internals, not one exhausting the
-pod: `'x' * 10**9` or `2 ** 10**9` is a single C call that allocates gigabytes
+pod: `'x' * 10**9` or `2 ** (10**9)` is a single C call that allocates gigabytes
 and holds off SIGTERM until it returns. So the operators that can build big
 values in one step, `range` and the output are bounded here; what slips past
 (a filter's width, a growing capture block) meets the memory limit of

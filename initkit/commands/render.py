@@ -3,7 +3,8 @@
 Replaces `sed "s/@POD_IP@/$POD_IP/" app.conf.tpl > /config/app.conf` and
 `envsubst < app.conf.tpl > /config/app.conf`, idempotently: every template is
 rendered before anything is written, each file is written atomically and only
-when its content changes. Values are never logged (they may be secrets).
+when its content changes, never through a symlink below DEST. Values are never
+logged (they may be secrets).
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import os
 import stat
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from initkit import log
 from initkit.errors import EXIT_CODES_HELP, BadInput, InitkitError, JobFailed
 from initkit.params import Octal, option
+
+if TYPE_CHECKING:
+    from initkit.templating import OutputBudget
 
 # A ConfigMap volume: `key -> ..data/key`, `..data -> ..2024_01_01_00_00_00.123`.
 _HIDDEN_PREFIX = ".."
@@ -125,7 +129,7 @@ def _run(
     log.info(f"rendered {len(outputs)} {noun} from {template}: {written} written, {unchanged} unchanged")
 
 
-def _render_single(template: str, dest: str | None, context: dict[str, Any], budget: Any) -> _Output:
+def _render_single(template: str, dest: str | None, context: dict[str, Any], budget: OutputBudget) -> _Output:
     from initkit.atomic import UnsafePath, check_tree
 
     root, name = os.path.split(template)
@@ -146,7 +150,7 @@ def _render_single(template: str, dest: str | None, context: dict[str, Any], bud
     return _Output(display, dest or "-", text, dest_root or ".", (dest_name,))
 
 
-def _render_tree(template: str, dest: str, context: dict[str, Any], budget: Any) -> list[_Output]:
+def _render_tree(template: str, dest: str, context: dict[str, Any], budget: OutputBudget) -> list[_Output]:
     from initkit.atomic import UnsafePath, check_tree
 
     if os.path.exists(dest) and not os.path.isdir(dest):
@@ -234,7 +238,7 @@ def _environment(root: str, trusted: set[str] | None = None) -> Any:
     return environment
 
 
-def _render(environment: Any, name: str, context: dict[str, Any], display: str, budget: Any) -> str:
+def _render(environment: Any, name: str, context: dict[str, Any], display: str, budget: OutputBudget) -> str:
     import jinja2
 
     from initkit.templating import OutputTooBig, template_error
