@@ -86,3 +86,16 @@ def test_a_second_hard_link_is_not_chmodded_through(tmp_path):
     assert write_if_changed(str(tmp_path / "f"), b"same", mode=0o644) is True
     assert (outside.stat().st_mode & 0o777) == 0o600
     assert ((tmp_path / "f").stat().st_mode & 0o777) == 0o644
+
+
+def test_a_directory_swapped_for_a_symlink_after_opening_is_not_followed(tmp_path):
+    """The app races initkit: once a directory is open, writes go through its descriptor."""
+    dest = tmp_path / "dest"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with open_dir(str(dest), ["etc"], create=True) as fd:
+        os.rename(dest / "etc", dest / "moved")
+        (dest / "etc").symlink_to(elsewhere)
+        assert write_at(fd, "passwd", b"x") is True
+    assert os.listdir(elsewhere) == []
+    assert (dest / "moved" / "passwd").read_bytes() == b"x"
