@@ -79,7 +79,7 @@ def open_dir(root: str, parts: Sequence[str] = (), create: bool = False) -> Iter
                 if not create:
                     raise
                 with contextlib.suppress(FileExistsError):  # made meanwhile: opened (and checked) below
-                    os.mkdir(part, 0o755, dir_fd=fd)
+                    os.mkdir(part, 0o777, dir_fd=fd)  # less the umask, as os.makedirs
                 child = _open_subdir(part, fd, walked)
             os.close(fd)
             fd = child
