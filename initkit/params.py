@@ -2,37 +2,46 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import click
 
-from initkit.durations import parse_duration
+from initkit.durations import check_seconds, parse_duration
 
 
 class Duration(click.ParamType):
     name = "duration"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, (int, float)):
-            return float(value)
         try:
+            if isinstance(value, (int, float)):
+                return check_seconds(float(value), value)
             return parse_duration(str(value))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             self.fail(str(exc), param, ctx)
 
 
 class Octal(click.ParamType):
+    """Permission bits, 0000 to 0777, in octal digits only.
+
+    Not int(x, 8): it takes `-0`, `1_0`, `0o7` and spaces. And not the setuid,
+    setgid and sticky bits: a rendered file that is setuid would be a gift to
+    whoever controls the template."""
+
     name = "octal"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o777:
             return value
-        try:
-            mode = int(str(value), 8)
-        except ValueError:
-            self.fail(f"{value!r} is not an octal file mode such as 0644", param, ctx)
-        if not 0 <= mode <= 0o7777:
-            self.fail(f"{value!r} is not a file mode (0 to 7777)", param, ctx)
+        text = str(value)
+        if not re.fullmatch(r"0*[0-7]{1,4}", text):
+            self.fail(f"{text[:20]!r} is not an octal file mode such as 0644", param, ctx)
+        mode = int(text, 8)
+        if mode > 0o777:
+            self.fail(
+                f"{text!r}: only permission bits (0000 to 0777); setuid, setgid and sticky are refused", param, ctx
+            )
         return mode
 
 

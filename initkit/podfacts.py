@@ -12,6 +12,8 @@ import socket
 from collections.abc import Mapping
 from functools import cached_property
 
+from initkit.errors import BadInput
+
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
@@ -25,7 +27,7 @@ class PodFacts:
         self._namespace_file = namespace_file
 
     def _var(self, name: str) -> str | None:
-        return self._env.get(name) or None
+        return checked_env(name, self._env.get(name)) or None
 
     @cached_property
     def name(self) -> str | None:
@@ -38,9 +40,11 @@ class PodFacts:
             return found
         try:
             with open(self._namespace_file, encoding="utf-8") as f:
-                return f.read().strip() or None
+                return f.read(4096).strip() or None
         except OSError:
             return None
+        except UnicodeDecodeError:
+            raise BadInput(f"{self._namespace_file} is not UTF-8 text") from None
 
     @cached_property
     def ip(self) -> str | None:
@@ -72,6 +76,19 @@ class PodFacts:
             "pod": {"ip": self.ip, "name": self.name, "namespace": self.namespace, "uid": self.uid},
             "node": {"name": self.node_name},
         }
+
+
+def checked_env(name: str, value: str | None) -> str | None:
+    """The value of an environment variable, refused (exit 2) when its bytes are not UTF-8.
+
+    Python decodes such bytes to lone surrogates, which no file or stream can hold
+    later: the failure would come at write time, far from its cause."""
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadInput(f"environment variable {name} is not valid UTF-8") from None
+    return value
 
 
 FACT_SOURCES = {

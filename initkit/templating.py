@@ -3,6 +3,13 @@
 Templates may come from ConfigMaps that someone else controls, so they run
 in `SandboxedEnvironment`; undefined variables are errors that name the
 variable and the template line.
+
+The sandbox stops a template reaching Python internals, not one exhausting the
+pod: `'x' * 10**9` or `2 ** (10**9)` is a single C call that allocates gigabytes
+and holds off SIGTERM until it returns. So the operators that can build big
+values in one step, `range` and the output are bounded here; what slips past
+(a filter's width, a growing capture block) meets the memory limit of
+initkit.memlimit, which turns it into a quick MemoryError.
 """
 
 from __future__ import annotations
@@ -19,9 +26,14 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from initkit.errors import BadInput
-from initkit.podfacts import FACT_SOURCES, PodFacts
+from initkit.podfacts import FACT_SOURCES, PodFacts, checked_env
 
 RESERVED = ("pod", "node", "env")
+
+MAX_RANGE = 10_000  # items of one range(); Jinja's own limit (100000) nested twice is 10**10 steps
+MAX_SIZE = 1 << 24  # characters of a string, items of a list, made by one operator
+MAX_INT_BITS = 1 << 16  # an int of ~20000 digits; Python refuses to print more than 4300 anyway
+MAX_OUTPUT = 1 << 24  # characters rendered by one run, all templates together (16 MiB)
 
 
 class _Namespace:
@@ -63,7 +75,9 @@ def base_context(facts: PodFacts | None = None, environ: Mapping[str, str] | Non
     return {
         "pod": _Namespace("pod", lambda n: getattr(facts, pod_attrs[n]) if n in pod_attrs else None, _fact_hint("pod")),
         "node": _Namespace("node", lambda n: facts.node_name if n == "name" else None, _fact_hint("node")),
-        "env": _Namespace("env", env.get, lambda n: f"environment variable {n} is not set"),
+        "env": _Namespace(
+            "env", lambda n: checked_env(n, env.get(n)), lambda n: f"environment variable {n} is not set"
+        ),
     }
 
 
@@ -91,9 +105,67 @@ def _to_json(value: Any, indent: int | None = None) -> str:
     return json.dumps(value, indent=indent, sort_keys=False)
 
 
+def _sized(value: Any) -> bool:
+    return isinstance(value, (str, bytes, list, tuple))
+
+
+def _too_big(size: int, what: str) -> jinja2.exceptions.SecurityError:
+    return jinja2.exceptions.SecurityError(f"{what} of {size} items is too big (the limit is {MAX_SIZE})")
+
+
+def _check_binop(operator: str, left: Any, right: Any) -> None:
+    """Refuse before Python computes it: these are single C calls that no signal interrupts."""
+    ints = isinstance(left, int) and isinstance(right, int)
+    if operator == "*" and isinstance(left, int) and _sized(right):
+        left, right = right, left
+    if operator == "*" and _sized(left) and isinstance(right, int) and len(left) * right > MAX_SIZE:
+        raise _too_big(len(left) * right, f"'*' making a {type(left).__name__}")
+    if operator == "+" and _sized(left) and _sized(right) and len(left) + len(right) > MAX_SIZE:
+        raise _too_big(len(left) + len(right), f"'+' making a {type(left).__name__}")
+    if operator == "*" and ints and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+        raise jinja2.exceptions.SecurityError(f"'*' making an int of over {MAX_INT_BITS} bits is not allowed")
+    if operator == "**" and ints and abs(left) > 1 and right > 0 and left.bit_length() * right > MAX_INT_BITS:
+        raise jinja2.exceptions.SecurityError(f"'**' making an int of over {MAX_INT_BITS} bits is not allowed")
+
+
+def _bounded_range(*args: int) -> range:
+    try:
+        items = range(*args)
+        size = len(items)
+    except OverflowError:
+        size = MAX_RANGE + 1
+    if size > MAX_RANGE:
+        raise jinja2.exceptions.SecurityError(f"range() of more than {MAX_RANGE} items is not allowed")
+    return items
+
+
+def _bounded_concat(parts: Any) -> str:
+    """What a `{% set %}` block, a macro or a `{% filter %}` block returns: bounded like an operator."""
+    parts = list(parts)
+    size = sum(len(part) for part in parts)
+    if size > MAX_SIZE:
+        raise _too_big(size, "a block's output")
+    return "".join(parts)
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    """Jinja's sandbox with bounds on the operations that build big values in one step."""
+
+    intercepted_binops = frozenset({"*", "+", "**"})  # also keeps Jinja from folding them at compile time
+    concat = staticmethod(_bounded_concat)
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.globals["range"] = _bounded_range
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        _check_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+
 def make_environment() -> SandboxedEnvironment:
     """The sandbox every template runs in; callers that load files set `loader`."""
-    environment = SandboxedEnvironment(
+    environment = BoundedSandbox(
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -102,6 +174,29 @@ def make_environment() -> SandboxedEnvironment:
         b64encode=_b64encode, b64decode=_b64decode, sha256=_sha256, tojson=_to_json, toyaml=_to_yaml
     )
     return environment
+
+
+class OutputBudget:
+    """Characters one run may render, shared by all its templates (they are all kept until written)."""
+
+    def __init__(self, limit: int = MAX_OUTPUT) -> None:
+        self.left = limit
+        self.limit = limit
+
+    def render(self, template: jinja2.Template, context: Mapping[str, Any]) -> str:
+        """Render chunk by chunk, stopping as soon as the budget is spent."""
+        chunks = []
+        for chunk in template.generate(context):
+            self.left -= len(chunk)
+            if self.left < 0:
+                raise OutputTooBig(self.limit)
+            chunks.append(chunk)
+        return "".join(chunks)
+
+
+class OutputTooBig(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"rendered output passes {limit >> 20} MiB, the limit for one run")
 
 
 def _template_line(exc: BaseException, name: str) -> int | None:
@@ -133,6 +228,8 @@ def render_string(source: str, context: Mapping[str, Any], name: str = "<templat
     try:
         template = environment.from_string(source)
         template.filename = name
-        return template.render(context)
+        return OutputBudget().render(template, context)
     except jinja2.TemplateError as exc:
         raise template_error(exc, name) from exc
+    except OutputTooBig as exc:
+        raise BadInput(f"{name}: {exc}") from None

@@ -23,3 +23,19 @@ def test_invalid(text):
 )
 def test_format(seconds, text):
     assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize("text", ["99999999999999999999", "366d", "8761h", "1" * 400, "99999999999999999999d"])
+def test_longer_than_a_year_is_refused(text):
+    with pytest.raises(ValueError, match="too long: at most 365d"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["inf", "nan", "1e9", "\u0663", "\uff15s", "-0", "+5"])
+def test_only_ascii_digits(text):
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
+
+
+def test_a_year_is_the_longest():
+    assert parse_duration("365d") == 365 * 86400

@@ -31,3 +31,25 @@ def test_info_prints_facts_as_json(run_cli):
     assert result.code == 0
     facts = json.loads(result.stdout)
     assert facts["pod"]["ip"] == "10.0.0.9" and facts["pod"]["uid"] == "abc" and facts["node"]["name"] == "node-1"
+
+
+def test_a_variable_that_is_not_utf8_is_bad_input(tmp_path):
+    import pytest
+
+    from initkit.errors import BadInput
+
+    env = {"POD_IP": b"10.0.0.\xff".decode("utf-8", "surrogateescape")}
+    with pytest.raises(BadInput) as caught:
+        _ = PodFacts(env, namespace_file=str(tmp_path / "none")).ip
+    assert str(caught.value) == "environment variable POD_IP is not valid UTF-8"
+
+
+def test_a_namespace_file_that_is_not_utf8_is_bad_input(tmp_path):
+    import pytest
+
+    from initkit.errors import BadInput
+
+    ns = tmp_path / "namespace"
+    ns.write_bytes(b"\xff\xfe")
+    with pytest.raises(BadInput, match="is not UTF-8 text"):
+        _ = PodFacts({}, namespace_file=str(ns)).namespace

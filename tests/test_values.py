@@ -97,7 +97,7 @@ def test_set_without_equals_does_not_echo_what_may_be_a_secret():
     assert "#2" in str(caught.value)
 
 
-@pytest.mark.parametrize("item", ["=1", "a..b=1", ".a=1", "a.=1"])
+@pytest.mark.parametrize("item", ["=1", "a..b=1", ".a=1", "a.=1", " =1", "a\nb=1", "a.\x1b[31m=1", "a.b\u200b=1"])
 def test_malformed_set_key_is_bad_input(item):
     with pytest.raises(BadInput, match="malformed key"):
         values.load([], [item])
@@ -179,3 +179,34 @@ def test_empty_values_file_is_empty(tmp_path):
 def test_multiple_documents_are_bad_input(tmp_path):
     with pytest.raises(BadInput, match="malformed YAML"):
         values.load([write(tmp_path / "v.yaml", "a: 1\n---\nb: 2\n")])
+
+
+def test_set_key_of_more_than_100_parts_is_bad_input():
+    with pytest.raises(BadInput, match="more than 100 parts"):
+        values.load([], [".".join(["a"] * 101) + "=1"])
+
+
+def test_set_int_of_too_many_digits_is_bad_input():
+    with pytest.raises(BadInput, match="too many digits"):
+        values.load([], ["a=" + "9" * 5000])
+
+
+def test_set_that_is_not_utf8_is_bad_input():
+    with pytest.raises(BadInput, match="not valid UTF-8"):
+        values.load([], [b"a=\xff".decode("utf-8", "surrogateescape")])
+
+
+def test_aliases_and_merge_keys_within_bounds_are_fine(tmp_path):
+    path = write(tmp_path / "v.yaml", "base: &b {x: 1, y: [1, 2]}\nc: {<<: *b, z: 3}\nd: [*b, *b]\n")
+    assert values.load([path, path]) == {
+        "base": {"x": 1, "y": [1, 2]},
+        "c": {"x": 1, "y": [1, 2], "z": 3},
+        "d": [{"x": 1, "y": [1, 2]}, {"x": 1, "y": [1, 2]}],
+    }
+
+
+def test_a_value_that_refers_to_itself_is_bad_input(tmp_path):
+    path = write(tmp_path / "v.yaml", "a: &a\n  b: *a\n")
+    with pytest.raises(BadInput) as caught:
+        values.load([path])
+    assert str(caught.value) == f"values file {path}:2:6: an alias refers to a value that contains it"

@@ -3,7 +3,8 @@
 Replaces `sed "s/@POD_IP@/$POD_IP/" app.conf.tpl > /config/app.conf` and
 `envsubst < app.conf.tpl > /config/app.conf`, idempotently: every template is
 rendered before anything is written, each file is written atomically and only
-when its content changes. Values are never logged (they may be secrets).
+when its content changes, never through a symlink below DEST. Values are never
+logged (they may be secrets).
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import os
 import stat
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from initkit import log
-from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
+from initkit.errors import EXIT_CODES_HELP, BadInput, InitkitError, JobFailed
 from initkit.params import Octal, option
+
+if TYPE_CHECKING:
+    from initkit.templating import OutputBudget
 
 # A ConfigMap volume: `key -> ..data/key`, `..data -> ..2024_01_01_00_00_00.123`.
 _HIDDEN_PREFIX = ".."
@@ -29,6 +33,8 @@ class _Output:
     template: str  # what the user sees in messages
     dest: str
     text: str
+    root: str = "."  # trusted: the operator named it (DEST, or a file DEST's directory)
+    parts: tuple[str, ...] = ()  # below root, never followed through a symlink
 
 
 @click.command("render", epilog=EXIT_CODES_HELP)
@@ -76,8 +82,24 @@ def command(
 
     Replaces: envsubst < app.conf.tpl > /config/app.conf
     """
+    from initkit import memlimit
+
+    try:
+        with memlimit.limited():
+            _run(template, dest, values_files, sets, mode)
+    except MemoryError:
+        raise BadInput(
+            f"rendering needs more than {memlimit.HEADROOM >> 20} MiB of memory: a template or values file is too big"
+        ) from None
+    except RecursionError:  # values nested beyond what a filter such as tojson can walk
+        raise BadInput("the values nest too deeply to render") from None
+
+
+def _run(
+    template: str, dest: str | None, values_files: tuple[str, ...], sets: tuple[str, ...], mode: int | None
+) -> None:
     from initkit import values as values_mod
-    from initkit.templating import base_context
+    from initkit.templating import OutputBudget, base_context
 
     if not os.path.lexists(template):
         raise BadInput(f"template {template}: not found")
@@ -90,11 +112,12 @@ def command(
     values = values_mod.load(values_files, sets)
     context: dict[str, Any] = {**values, **base_context()}
 
+    budget = OutputBudget()
     if is_dir:
         assert dest is not None
-        outputs = _render_tree(template, dest, context)
+        outputs = _render_tree(template, dest, context, budget)
     else:
-        outputs = [_render_single(template, dest, context)]
+        outputs = [_render_single(template, dest, context, budget)]
 
     if dest is None:
         sys.stdout.write(outputs[0].text)
@@ -106,20 +129,30 @@ def command(
     log.info(f"rendered {len(outputs)} {noun} from {template}: {written} written, {unchanged} unchanged")
 
 
-def _render_single(template: str, dest: str | None, context: dict[str, Any]) -> _Output:
+def _render_single(template: str, dest: str | None, context: dict[str, Any], budget: OutputBudget) -> _Output:
+    from initkit.atomic import UnsafePath, check_tree
+
     root, name = os.path.split(template)
     root = root or "."
     display = os.path.normpath(template)
+    dest_root, dest_name = os.path.split(dest or "-")
     if dest is not None:
         if os.path.isdir(dest):
             raise BadInput(f"DEST {dest} is a directory, but TEMPLATE {template} is a file: give a file path")
         if os.path.exists(dest) and os.path.samefile(dest, template):
             raise BadInput(f"DEST {dest} is the template itself")
+        try:
+            check_tree(dest_root or ".", [dest_name])
+        except UnsafePath as exc:
+            raise BadInput(str(exc)) from None
     environment = _environment(root, trusted={name})
-    return _Output(display, dest or "-", _render(environment, name, context, display))
+    text = _render(environment, name, context, display, budget)
+    return _Output(display, dest or "-", text, dest_root or ".", (dest_name,))
 
 
-def _render_tree(template: str, dest: str, context: dict[str, Any]) -> list[_Output]:
+def _render_tree(template: str, dest: str, context: dict[str, Any], budget: OutputBudget) -> list[_Output]:
+    from initkit.atomic import UnsafePath, check_tree
+
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise BadInput(f"DEST {dest} is not a directory, but TEMPLATE {template} is")
     real_root = os.path.realpath(template)
@@ -129,17 +162,15 @@ def _render_tree(template: str, dest: str, context: dict[str, Any]) -> list[_Out
     outputs = []
     for relative in _tree_files(template, real_root):
         display = os.path.normpath(os.path.join(template, relative))
-        target = os.path.join(dest, *relative.split("/"))
-        outputs.append(_Output(display, target, _render(environment, relative, context, display)))
-    # Refuse before writing anything: a file where a directory goes, or the reverse.
+        parts = tuple(relative.split("/"))
+        target = os.path.join(dest, *parts)
+        outputs.append(_Output(display, target, _render(environment, relative, context, display, budget), dest, parts))
+    # Refuse before writing anything: a symlink below DEST, a file where a directory goes, or the reverse.
     for output in outputs:
-        if os.path.isdir(output.dest):
-            raise BadInput(f"cannot write {output.dest}: it is a directory")
-        parent = os.path.dirname(output.dest)
-        while parent and not _within(dest, parent):
-            if os.path.exists(parent) and not os.path.isdir(parent):
-                raise BadInput(f"cannot create directory {parent}: a file is in the way")
-            parent = os.path.dirname(parent)
+        try:
+            check_tree(dest, output.parts)
+        except UnsafePath as exc:
+            raise BadInput(str(exc)) from None
     return outputs
 
 
@@ -207,15 +238,21 @@ def _environment(root: str, trusted: set[str] | None = None) -> Any:
     return environment
 
 
-def _render(environment: Any, name: str, context: dict[str, Any], display: str) -> str:
+def _render(environment: Any, name: str, context: dict[str, Any], display: str, budget: OutputBudget) -> str:
     import jinja2
 
-    from initkit.templating import template_error
+    from initkit.templating import OutputTooBig, template_error
 
     try:
-        return environment.get_template(name).render(context)
+        return budget.render(environment.get_template(name), context)
+    except OutputTooBig as exc:
+        raise BadInput(f"{display}: {exc}") from None
+    except InitkitError:
+        raise  # a pod fact or env variable refused (not UTF-8): its message names it
     except jinja2.TemplateError as exc:
         raise template_error(exc, _failing_template(exc, environment.loader.loaded, display)) from exc
+    except MemoryError:
+        raise  # the command names the limit
     except Exception as exc:  # a filter or an expression failed: b64decode of junk, 1/0, ...
         lines = str(exc).strip().splitlines()
         kind = type(exc).__name__
@@ -240,13 +277,13 @@ def _failing_template(exc: BaseException, loaded: set[str], display: str) -> str
 
 
 def _write(output: _Output, mode: int | None) -> bool:
-    from initkit.atomic import write_if_changed
+    from initkit.atomic import UnsafePath, open_dir, write_at
 
-    parent = os.path.dirname(output.dest)
     try:
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        changed = write_if_changed(output.dest, output.text.encode("utf-8"), mode)
+        with open_dir(output.root, output.parts[:-1], create=True) as dir_fd:
+            changed = write_at(dir_fd, output.parts[-1], output.text.encode("utf-8"), mode, shown=output.dest)
+    except UnsafePath as exc:  # planted after the check before rendering: still refused, never followed
+        raise BadInput(str(exc)) from None
     except OSError as exc:
         raise JobFailed(f"cannot write {output.dest}: {exc.strerror or exc}") from exc
     log.info(f"{'wrote' if changed else 'unchanged'} {output.dest}")

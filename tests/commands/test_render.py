@@ -9,6 +9,8 @@ import subprocess
 import pytest
 import yaml
 
+from tests.conftest import initkit_command
+
 OLD_MTIME = 1_000_000_000  # 2001: clearly not "now"
 
 
@@ -313,6 +315,55 @@ def test_malformed_mode_is_bad_input(run_cli, tmp_path):
     assert result.code == 2
     assert "octal" in result.stderr
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize(
+    ("mode", "problem"),
+    [
+        ("-0", "is not an octal file mode"),
+        ("1_0", "is not an octal file mode"),
+        ("0o644", "is not an octal file mode"),
+        (" 644", "is not an octal file mode"),
+        ("8", "is not an octal file mode"),
+        ("4755", "only permission bits (0000 to 0777); setuid, setgid and sticky are refused"),
+        ("7777", "only permission bits (0000 to 0777); setuid, setgid and sticky are refused"),
+        ("1644", "only permission bits (0000 to 0777); setuid, setgid and sticky are refused"),
+    ],
+)
+def test_mode_takes_permission_bits_in_octal_digits_only(run_cli, tmp_path, mode, problem):
+    template = write(tmp_path / "t", "x\n")
+    result = run_cli("render", template, str(tmp_path / "d"), "--mode", mode)
+    assert result.code == 2
+    assert len(result.lines) == 1 and problem in result.stderr
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize(("mode", "bits"), [("0", 0), ("777", 0o777), ("0640", 0o640), ("00600", 0o600)])
+def test_mode_accepts_0000_to_0777(run_cli, tmp_path, mode, bits):
+    template = write(tmp_path / "t", "x\n")
+    assert run_cli("render", template, str(tmp_path / "d"), "--mode", mode).code == 0
+    assert mode_of(tmp_path / "d") == bits
+
+
+def test_pod_ip_that_is_not_utf8_is_one_line_exit_2(tmp_path):
+    template = write(tmp_path / "t", "ip={{ pod.ip }}\n")
+    env = {**os.environb, b"POD_IP": b"10.0.0.\xff"}
+    done = subprocess.run(initkit_command("render", template, str(tmp_path / "d")), env=env, capture_output=True)
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines() == [
+        "initkit render: error: environment variable POD_IP is not valid UTF-8"
+    ]
+    assert not (tmp_path / "d").exists()
+
+
+def test_env_variable_that_is_not_utf8_is_one_line_exit_2(tmp_path):
+    template = write(tmp_path / "t", "x={{ env.SOME_VAR }}\n")
+    env = {**os.environb, b"SOME_VAR": b"\xfe\xff"}
+    done = subprocess.run(initkit_command("render", template), env=env, capture_output=True)
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines() == [
+        "initkit render: error: environment variable SOME_VAR is not valid UTF-8"
+    ]
 
 
 # --- bad input ---------------------------------------------------------------------------------------

@@ -33,3 +33,17 @@ def test_sigterm_stops_sleep_at_once_with_143():
     assert time.monotonic() - sent < 1
     assert code == 143
     assert "stopped by SIGTERM" in proc.stderr.read()
+
+
+def test_an_overflowing_duration_is_one_line_exit_2(run_cli):
+    result = run_cli("sleep", "99999999999999999999")
+    assert result.code == 2
+    assert result.lines == [
+        "initkit sleep: error: Invalid value for 'DURATION': duration '99999999999999999999' is too long: at most 365d"
+    ]
+
+
+def test_an_overflowing_interval_is_one_line_exit_2(run_cli, tmp_path):
+    result = run_cli("wait-for", "--interval", "99999999999999999999", f"file:{tmp_path}")
+    assert result.code == 2
+    assert len(result.lines) == 1 and "'--interval': duration '99999999999999999999' is too long" in result.stderr
