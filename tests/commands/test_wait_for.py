@@ -229,7 +229,8 @@ def test_dns_dotted_name_is_asked_as_given_first_and_a_trailing_dot_only_as_give
 
 def test_dns_next_nameserver_when_the_first_is_silent(tmp_path, dns):
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    silent.bind(("127.55.0.1", 53))
+    silent_address = f"127.55.{os.getpid() % 250 + 1}.1"
+    silent.bind((silent_address, 53))
     dns.add("up.test", "10.0.0.5")
     try:
         started = time.monotonic()
@@ -240,7 +241,7 @@ def test_dns_next_nameserver_when_the_first_is_silent(tmp_path, dns):
             "dns:up.test.",
             "--timeout",
             "10s",
-            resolv_conf="nameserver 127.55.0.1\nnameserver {ns}\n",
+            resolv_conf=f"nameserver {silent_address}\nnameserver {{ns}}\n",
         )
         _, err = proc.communicate(timeout=15)
     finally:
@@ -422,6 +423,14 @@ def test_malformed_dns_server_is_bad_input(run_cli, server, target):
     result = run_cli("wait-for", target, "--dns-server", server)
     assert result.code == 2 and "--dns-server" in result.stderr
     assert len(result.lines) == 1
+
+
+def test_help_documents_record_counts_and_types(run_cli):
+    result = run_cli("wait-for", "--help")
+    assert result.code == 0
+    text = " ".join(result.stdout.split())
+    assert "dns:NAME?min=N (at least N addresses" in text
+    assert "dns:NAME?type=SRV|TXT|CNAME|A|AAAA" in text and "dns:_postgresql._tcp.mydb?type=SRV&min=2" in text
 
 
 def test_first_line_names_the_targets_and_the_timeout_at_once(tmp_path):
