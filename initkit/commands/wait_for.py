@@ -117,7 +117,8 @@ def wait_until_ready(probes: Sequence[Probe], *, timeout: float, interval: float
                 log.info(f"{status.label} is ready after {format_duration(time.monotonic() - started)} ({detail})")
                 all_ready.release()
                 return
-            cancel.wait(max(0.0, began + interval - time.monotonic()))
+            # threading refuses waits past TIMEOUT_MAX (an --interval of years): wait that long at most
+            cancel.wait(min(threading.TIMEOUT_MAX, max(0.0, began + interval - time.monotonic())))
 
     for probe, status in zip(probes, statuses, strict=True):
         threading.Thread(target=poll, args=(probe, status), name=status.label, daemon=True).start()
