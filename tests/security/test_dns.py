@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdatatype
 import pytest
@@ -209,3 +210,34 @@ def test_a_245_character_name_is_tried_as_given_when_no_search_domain_fits(tmp_p
     server.asked.clear()
     assert glibc(tmp_path, server, name) == (True, {"10.0.2.45"})
     assert server.names_asked() == [name]
+
+
+# --- one check's lifetime ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["silent", "drip"])
+def test_one_check_ends_within_its_lifetime_even_without_a_deadline(hostile, monkeypatch, how):
+    from initkit.probes import NotReady
+    from initkit.probes import dns as dns_probe
+
+    def script(query: dns.message.Message, transport: str) -> Reply:
+        if how == "silent":
+            return Reply(None)
+        if transport == "udp":
+            return Reply(hostile_dns.truncated(query))
+        return Reply(hostile_dns.answer(query, "10.0.0.9"), drip=0.3)
+
+    server = hostile(script)
+    monkeypatch.setattr(dns_probe, "CHECK_LIFETIME", 1.5)  # 10 s in real life: --timeout 0 waits forever
+    resolver = dns_probe.make_resolver(server.server)
+    resolver.timeout = 0.4  # per query: several rounds fit in the lifetime, with dnspython's backoff between
+    probe = dns_probe.DnsProbe("dns:x.test.", dns.name.from_text("x.test."), dns_probe.Wanted(), resolver)
+    started = time.monotonic()
+    with pytest.raises(NotReady, match=f"DNS timeout: no answer from {server.address}"):
+        probe.check()
+    assert 1.3 < time.monotonic() - started < 1.7
+    probe.deadline = time.monotonic() + 0.7  # and a deadline nearer than the lifetime wins
+    started = time.monotonic()
+    with pytest.raises(NotReady):
+        probe.check()
+    assert time.monotonic() - started < 0.8
