@@ -142,7 +142,7 @@ def test_a_tcp_answer_dripped_byte_by_byte_does_not_outlive_the_timeout(tmp_path
     assert code == 1, out
     assert "dns:trickle.test. is ready" in out  # a TCP answer that arrives in time is taken
     assert "not ready: dns:drip.test. (DNS timeout" in out
-    assert took < 3 + 1.5  # the deadline holds however the bytes arrive
+    assert took < 3 + 2  # the deadline holds however the bytes arrive (start-up included)
     assert ("drip.test.", "A", "tcp") in server.asked
 
 
@@ -235,9 +235,9 @@ def test_one_check_ends_within_its_lifetime_even_without_a_deadline(hostile, mon
     started = time.monotonic()
     with pytest.raises(NotReady, match=f"DNS timeout: no answer from {server.address}"):
         probe.check()
-    assert 1.3 < time.monotonic() - started < 1.7
+    assert 1.3 < time.monotonic() - started < 1.75
     probe.deadline = time.monotonic() + 0.7  # and a deadline nearer than the lifetime wins
     started = time.monotonic()
     with pytest.raises(NotReady):
         probe.check()
-    assert time.monotonic() - started < 0.8
+    assert time.monotonic() - started < 0.85
