@@ -22,7 +22,7 @@ import ipaddress
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from initkit.errors import BadInput
 from initkit.probes import NotReady
@@ -150,7 +150,7 @@ def _sentence(exc: BaseException) -> str:
 class _Outcome:
     """What one name gave: records, or why not. `kind` drives the search as glibc's h_errno does."""
 
-    kind: str  # "found", "nxdomain", "nodata", "servfail", "error"
+    kind: Literal["found", "nxdomain", "nodata", "servfail", "error"]
     records: tuple[str, ...] = ()
     reason: str = ""
 
