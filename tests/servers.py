@@ -52,8 +52,8 @@ class DnsServer:
         self.hostsdir.mkdir(parents=True, exist_ok=True)
         self.pidfile = workdir / "dnsmasq.pid"
         self.logfile = workdir / "dnsmasq.log"
-        conf = workdir / "dnsmasq.conf"
-        conf.write_text(
+        self.conf = workdir / "dnsmasq.conf"
+        self.conf.write_text(
             "\n".join(
                 [
                     f"port={port}",
@@ -75,7 +75,12 @@ class DnsServer:
             )
             + "\n"
         )
-        subprocess.run([binary, "-C", str(conf)], check=True)
+        self.binary = binary
+        self._start()
+
+    def _start(self) -> None:
+        self.pidfile.unlink(missing_ok=True)
+        subprocess.run([self.binary, "-C", str(self.conf)], check=True)
         self._wait_until_answering()
 
     @property
@@ -97,6 +102,23 @@ class DnsServer:
         tmp.write_text("".join(f"{address} {name}\n" for address in addresses))
         tmp.rename(path)
 
+    def srv(self, name: str, target: str, port: int, priority: int = 0, weight: int = 0) -> None:
+        """Publish an SRV record (restarts dnsmasq: only hosts files are reloaded while it runs)."""
+        self.publish(f"srv-host={name},{target},{port},{priority},{weight}")
+
+    def txt(self, name: str, *strings: str) -> None:
+        self.publish(f"txt-record={name}," + ",".join(f'"{text}"' for text in strings))
+
+    def cname(self, alias: str, target: str) -> None:
+        self.publish(f"cname={alias},{target}")
+
+    def publish(self, *options: str) -> None:
+        """Add dnsmasq options and restart it on the same address (SIGHUP does not reread them)."""
+        with self.conf.open("a") as f:
+            f.writelines(f"{option}\n" for option in options)
+        self.stop()
+        self._start()
+
     def queries(self) -> list[str]:
         if not self.logfile.exists():
             return []
@@ -104,7 +126,22 @@ class DnsServer:
 
     def stop(self) -> None:
         with contextlib.suppress(OSError, ValueError):
-            os.kill(int(self.pidfile.read_text()), signal.SIGTERM)
+            pid = int(self.pidfile.read_text())
+            os.kill(pid, signal.SIGTERM)
+            _wait_gone(pid)
+
+
+def _wait_gone(pid: int, within: float = 5.0) -> None:
+    """Until PID has exited (a zombie counts: dnsmasq daemonizes, and nobody here reaps it)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.01)
 
 
 class _QuietServer(http.server.ThreadingHTTPServer):

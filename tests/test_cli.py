@@ -120,7 +120,7 @@ HEAVY = ("requests", "jinja2", "dns", "git", "yaml", "urllib3")
         (["sleep", "0"], ()),
         (["wait-for", "tcp:127.0.0.1:9", "--timeout", "1ms"], ()),
         (["wait-for", "file:/", "--timeout", "1ms"], ()),
-        (["wait-for", "dns:a.test", "--dns-server", "127.0.0.1:9", "--timeout", "1ms"], ()),
+        (["wait-for", "dns:a.test", "--dns-server", "127.0.0.1:9", "--timeout", "1ms"], ("dns",)),
     ],
 )
 def test_subcommands_import_only_what_they_use(args, allowed):

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from initkit.probes import Probe
 
 SUMMARY_EVERY = 10.0
+DEADLINE_MARGIN = 0.1
 
 
 class _DashDashCommand(click.Command):
@@ -44,7 +45,9 @@ class _Status:
 @click.command(
     "wait-for",
     cls=_DashDashCommand,
-    epilog="Targets: dns:NAME, tcp:HOST:PORT, http(s)://URL (2xx), file:PATH. "
+    epilog="Targets: dns:NAME (an A or AAAA record), dns:NAME?min=N (at least N addresses, e.g. a headless "
+    "Service's ready pods), dns:NAME?type=SRV|TXT|CNAME|A|AAAA (records of that type; combines with min, "
+    "e.g. dns:_postgresql._tcp.mydb?type=SRV&min=2), tcp:HOST:PORT, http(s)://URL (2xx), file:PATH. "
     "After `--`, COMMAND is executed once all are ready (126/127 when it cannot be run). " + EXIT_CODES_HELP,
 )
 @click.argument("targets", nargs=-1, required=True, envvar="INITKIT_WAIT_FOR_TARGETS")
@@ -67,50 +70,55 @@ def command(
     Replaces: until nslookup myservice; do sleep 2; done
     Example:  initkit wait-for dns:myservice tcp:mydb:5432 http://api/healthz --timeout 2m
     """
-    from initkit.probes import parse
+    from initkit.durations import format_duration
+    from initkit.probes import parse, shown
 
+    started = time.monotonic()
     if interval <= 0:
         raise BadInput("--interval must be greater than 0")
-    probes = [parse(t, dns_server=dns_server, ca_file=ca_file) for t in targets]
-    wait_until_ready(probes, timeout=timeout, interval=interval)
+    if dns_server is not None:
+        from initkit.probes.dns import parse_server
+
+        parse_server(dns_server)  # an empty or malformed value is exit 2 even without dns: targets
+    # DNS checks end a little before the deadline, so the timeout names their last error.
+    deadline = started + max(0.0, timeout - DEADLINE_MARGIN) if timeout else None
+    probes = [parse(t, dns_server=dns_server, ca_file=ca_file, deadline=deadline) for t in targets]
+    limit = f"timeout {format_duration(timeout)}" if timeout else "no timeout"
+    names = ", ".join(shown(p.label) for p in probes)
+    log.info(f"waiting for {names} ({limit}, checking every {format_duration(interval)})")
+    wait_until_ready(probes, timeout=timeout, interval=interval, started=started)
     argv = ctx.meta.get("initkit.exec")
     if argv:
         _exec(argv)
 
 
-def wait_until_ready(probes: Sequence[Probe], *, timeout: float, interval: float) -> None:
-    from initkit import retry
+def wait_until_ready(probes: Sequence[Probe], *, timeout: float, interval: float, started: float | None = None) -> None:
+    """Check every probe each interval, in its own thread; JobFailed naming the laggards at the timeout."""
     from initkit.durations import format_duration
-    from initkit.probes import NotReady
+    from initkit.probes import NotReady, shown
 
-    started = time.monotonic()
+    started = time.monotonic() if started is None else started
     cancel = threading.Event()
-    statuses = [_Status(p.label) for p in probes]
+    statuses = [_Status(shown(p.label)) for p in probes]
     all_ready = threading.Semaphore(0)
 
-    def attempt(probe: Probe, status: _Status) -> str:
-        try:
-            return probe.check()
-        except NotReady as exc:
-            status.last_error = str(exc)
-            raise retry.TryAgain(str(exc)) from None
-        except Exception as exc:  # a probe bug must not look like a hang
-            status.last_error = f"{type(exc).__name__}: {exc}"
-            raise retry.TryAgain(status.last_error) from None
-
     def poll(probe: Probe, status: _Status) -> None:
-        try:
-            detail = retry.call(
-                lambda: attempt(probe, status),
-                stop=retry.stop_when(cancel.is_set),
-                wait=retry.wait_fixed(interval),
-                sleep=cancel.wait,
-            )
-        except retry.RetryError:
-            return
-        status.ready.set()
-        log.info(f"{status.label} is ready after {format_duration(time.monotonic() - started)} ({detail})")
-        all_ready.release()
+        # A fixed interval between the starts of two checks: at most one check per target per interval.
+        while not cancel.is_set():
+            began = time.monotonic()
+            try:
+                detail = probe.check()
+            except NotReady as exc:
+                status.last_error = str(exc)
+            except Exception as exc:  # a probe bug must not look like a hang
+                status.last_error = f"{type(exc).__name__}: {exc}"
+            else:
+                status.ready.set()
+                log.info(f"{status.label} is ready after {format_duration(time.monotonic() - started)} ({detail})")
+                all_ready.release()
+                return
+            # threading refuses waits past TIMEOUT_MAX (an --interval of years): wait that long at most
+            cancel.wait(min(threading.TIMEOUT_MAX, max(0.0, began + interval - time.monotonic())))
 
     for probe, status in zip(probes, statuses, strict=True):
         threading.Thread(target=poll, args=(probe, status), name=status.label, daemon=True).start()
@@ -146,12 +154,16 @@ def _exec(argv: list[str]) -> None:
     import os
 
     from initkit import signals
+    from initkit.probes import printable
 
-    log.info(f"exec {' '.join(argv)}")
+    name = printable(argv[0])
+    if not argv[0]:  # execvp("") is a ValueError, not ENOENT; for the user it is the same
+        raise ExecFailed("cannot exec '': command not found", 127)
+    log.info(f"exec {printable(' '.join(argv))}")
     signals.restore_defaults()
     try:
         os.execvp(argv[0], argv)
     except FileNotFoundError:
-        raise ExecFailed(f"cannot exec {argv[0]}: command not found", 127) from None
+        raise ExecFailed(f"cannot exec {name}: command not found", 127) from None
     except OSError as exc:
-        raise ExecFailed(f"cannot exec {argv[0]}: {exc.strerror}", 126) from None
+        raise ExecFailed(f"cannot exec {name}: {exc.strerror}", 126) from None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
+import re
 import socket
 
 from initkit.errors import BadInput
@@ -20,10 +22,19 @@ class TcpProbe:
     @classmethod
     def parse(cls, label: str, rest: str) -> TcpProbe:
         host, sep, port_text = rest.rpartition(":")
-        if host.startswith("[") and host.endswith("]"):
+        bracketed = host.startswith("[") and host.endswith("]")
+        if bracketed:
             host = host[1:-1]  # [::1]:80
-        if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
+        if not sep or not host or not re.fullmatch(r"[0-9]{1,5}", port_text) or not 0 < int(port_text) < 65536:
             raise BadInput(f"malformed target {label!r}: expected tcp:HOST:PORT with a port from 1 to 65535")
+        if any(ch.isspace() or not ch.isprintable() or ch in "[]/@" for ch in host):
+            raise BadInput(f"malformed target {label!r}: {host!r} is not a host name or address")
+        if bracketed:
+            try:
+                ipaddress.IPv6Address(host.split("%", 1)[0])
+            except ValueError:
+                raise BadInput(f"malformed target {label!r}: {host!r} in brackets is not an IPv6 address") from None
         return cls(label, host, int(port_text))
 
     def check(self) -> str:

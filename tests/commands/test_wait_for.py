@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -69,16 +70,122 @@ def test_dns_timeout_when_no_server_answers(run_cli):
     finally:
         silent.close()
     assert result.code == 1
-    assert "DNS timeout" in result.stderr
+    assert f"dns:x.test (DNS timeout: no answer from 127.0.0.1:{port})" in result.stderr
+
+
+def test_dns_refused_is_named(run_cli, tmp_path):
+    server = DnsServer(tmp_path / "refusing", nxdomain_for_unknown=False)
+    try:
+        result = run_cli("wait-for", "dns:www.elsewhere.test.", "--dns-server", server.address, "--timeout", "1s")
+    finally:
+        server.stop()
+    assert result.code == 1
+    assert f"dns:www.elsewhere.test. (REFUSED from {server.address})" in result.stderr
+
+
+def test_dns_truncated_udp_answer_is_asked_again_over_tcp(run_cli, dns):
+    addresses = [f"10.9.{i // 250}.{i % 250 + 1}" for i in range(60)]  # > 512 bytes without EDNS
+    dns.add("big.test", *addresses)
+    result = run_cli("wait-for", "dns:big.test?min=60", "--dns-server", dns.server, "--timeout", "5s")
+    assert result.code == 0, result.stderr
+    assert ", ".join(sorted(addresses)) in result.stderr
+    assert "query[A] big.test" in " ".join(dns.queries())
+
+
+def test_dns_cname_chain_is_followed(run_cli, dns):
+    dns.add("target.test", "10.0.0.4")
+    dns.cname("alias.test", "target.test")
+    result = run_cli("wait-for", "dns:alias.test", "dns:alias.test?type=CNAME", "--dns-server", dns.server)
+    assert result.code == 0, result.stderr
+    assert "dns:alias.test is ready after" in result.stderr and "(10.0.0.4)" in result.stderr
+    assert "dns:alias.test?type=CNAME is ready after" in result.stderr and "(target.test.)" in result.stderr
+
+
+# --- DNS record counts and types: dns:NAME?min=N, dns:NAME?type=TYPE --------------------------
+
+
+def test_dns_min_waits_for_a_quorum_counting_a_and_aaaa(run_cli, dns):
+    dns.add("mydb-headless.test", "10.0.0.1")
+    later(1.0, lambda: dns.add("mydb-headless.test", "10.0.0.1", "10.0.0.2", "fd00::3"))
+    started = time.monotonic()
+    result = run_cli(
+        "wait-for",
+        "dns:mydb-headless.test?min=3",
+        "--dns-server",
+        dns.server,
+        "--interval",
+        "200ms",
+        "--timeout",
+        "10s",
+    )
+    assert result.code == 0, result.stderr
+    assert time.monotonic() - started >= 1.0
+    assert "dns:mydb-headless.test?min=3 is ready" in result.stderr
+    assert "(10.0.0.1, 10.0.0.2, fd00::3)" in result.stderr
+
+
+def test_dns_min_times_out_naming_what_was_found(run_cli, dns):
+    dns.add("mydb-headless.test", "10.0.0.2", "10.0.0.1")
+    result = run_cli("wait-for", "dns:mydb-headless.test?min=3", "--dns-server", dns.server, "--timeout", "1s")
+    assert result.code == 1
+    assert result.lines[-1] == (
+        "initkit wait-for: error: timed out after 1s; not ready: "
+        "dns:mydb-headless.test?min=3 (2 of at least 3 addresses: 10.0.0.1, 10.0.0.2)"
+    )
+
+
+def test_dns_srv_records_with_a_minimum_appear_late(run_cli, dns):
+    dns.srv("_postgresql._tcp.mydb.test", "mydb-0.mydb.test", 5432)
+    later(1.0, lambda: dns.srv("_postgresql._tcp.mydb.test", "mydb-1.mydb.test", 5432))
+    started = time.monotonic()
+    result = run_cli(
+        "wait-for",
+        "dns:_postgresql._tcp.mydb.test?type=SRV&min=2",
+        "--dns-server",
+        dns.server,
+        "--interval",
+        "200ms",
+        "--timeout",
+        "15s",
+    )
+    assert result.code == 0, result.stderr
+    assert time.monotonic() - started >= 1.0
+    assert "(0 0 5432 mydb-0.mydb.test., 0 0 5432 mydb-1.mydb.test.)" in result.stderr
+
+
+def test_dns_txt_record(run_cli, dns):
+    dns.txt("config.test", "schema=42")
+    result = run_cli("wait-for", "dns:config.test?type=txt", "--dns-server", dns.server, "--timeout", "5s")
+    assert result.code == 0, result.stderr
+    assert '("schema=42")' in result.stderr
+
+
+def test_dns_type_a_is_not_satisfied_by_aaaa(run_cli, dns):
+    dns.add("v6only.test", "fd00::5")
+    result = run_cli(
+        "wait-for", "dns:v6only.test?type=A", "dns:v6only.test?type=AAAA", "--dns-server", dns.server, "--timeout", "1s"
+    )
+    assert result.code == 1
+    assert "dns:v6only.test?type=AAAA is ready" in result.stderr and "(fd00::5)" in result.stderr
+    assert result.lines[-1].endswith("not ready: dns:v6only.test?type=A (no A record)")
+
+
+def test_dns_name_without_the_type_asked_for(run_cli, dns):
+    dns.add("web.test", "10.0.0.8")
+    result = run_cli("wait-for", "dns:web.test?type=SRV", "--dns-server", dns.server, "--timeout", "1s")
+    assert result.code == 1
+    assert result.lines[-1].endswith("not ready: dns:web.test?type=SRV (no SRV record)")
 
 
 RESOLV_CONF = "nameserver {ns}\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"
 
 
-def run_in_pod_resolver(tmp_path: Path, dns: DnsServer, *args: str) -> subprocess.Popen[str]:
+def run_in_pod_resolver(
+    tmp_path: Path, dns: DnsServer, *args: str, resolv_conf: str = RESOLV_CONF
+) -> subprocess.Popen[str]:
     """Run initkit with a pod-like /etc/resolv.conf seen through a private mount namespace."""
     resolv = tmp_path / "resolv.conf"
-    resolv.write_text(RESOLV_CONF.format(ns=dns.address))
+    resolv.write_text(resolv_conf.format(ns=dns.address))
     script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
     return subprocess.Popen(
         ["unshare", "-m", "sh", "-c", script, str(resolv), *initkit_command(*args)],
@@ -108,6 +215,62 @@ def test_dns_short_name_times_out_with_nxdomain_through_the_pod_resolver(tmp_pat
     names = " ".join(dns.queries())
     for suffix in ("default.svc.cluster.local", "svc.cluster.local", "cluster.local"):
         assert f"mydb.{suffix}" in names
+
+
+def test_dns_dotted_name_is_asked_as_given_first_and_a_trailing_dot_only_as_given(tmp_path, dns):
+    dns.add("a.b.c.d.e.f", "10.0.0.6")
+    dns.add("g.test", "10.0.0.7")
+    proc = run_in_pod_resolver(tmp_path, dns, "wait-for", "dns:a.b.c.d.e.f", "dns:g.test.", "--timeout", "10s")
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    asked = sorted(re.search(r"query\[\w+\] (\S+)", line).group(1) for line in dns.queries())
+    assert asked == ["a.b.c.d.e.f", "g.test"]  # 5 dots, ndots:5: as given first, so no search name was asked
+
+
+def test_dns_next_nameserver_when_the_first_is_silent(tmp_path, dns):
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent_address = f"127.55.{os.getpid() % 250 + 1}.1"
+    silent.bind((silent_address, 53))
+    dns.add("up.test", "10.0.0.5")
+    try:
+        started = time.monotonic()
+        proc = run_in_pod_resolver(
+            tmp_path,
+            dns,
+            "wait-for",
+            "dns:up.test.",
+            "--timeout",
+            "10s",
+            resolv_conf=f"nameserver {silent_address}\nnameserver {{ns}}\n",
+        )
+        _, err = proc.communicate(timeout=15)
+    finally:
+        silent.close()
+    assert proc.returncode == 0, err
+    assert "(10.0.0.5)" in err
+    assert 1.5 < time.monotonic() - started < 6  # after the first server's 2 s timeout
+
+
+def test_resolv_conf_as_dnspython_reads_it_for_the_pod(tmp_path):
+    from initkit.probes.dns import make_resolver
+
+    path = tmp_path / "resolv.conf"
+    path.write_text(
+        "# pod\nnameserver 10.96.0.10\nnameserver fd00::10 ; second\ndomain old.example\n"
+        "search default.svc.cluster.local svc.cluster.local cluster.local.\noptions ndots:5 timeout:1 rotate\n"
+    )
+    resolver = make_resolver(None, str(path))
+    assert resolver.nameservers == ["10.96.0.10", "fd00::10"]
+    assert [str(s) for s in resolver.search] == ["default.svc.cluster.local.", "svc.cluster.local.", "cluster.local."]
+    assert (resolver.ndots, resolver.timeout) == (5, 1)
+    replaced = make_resolver("127.0.0.1:5353", str(path))
+    assert (replaced.nameservers, replaced.port, len(replaced.search)) == (["127.0.0.1"], 5353, 3)
+
+
+def test_missing_resolv_conf_means_localhost_as_in_glibc(tmp_path):
+    from initkit.probes.dns import make_resolver
+
+    assert make_resolver(None, str(tmp_path / "none")).nameservers == ["127.0.0.1"]
 
 
 # --- TCP, HTTP, files ------------------------------------------------------------------------
@@ -225,18 +388,81 @@ def test_pending_summary_every_ten_seconds_not_every_poll(run_cli, tmp_path, mon
         ("ftp://x", "unknown target kind 'ftp'"),
         ("myservice", "malformed target 'myservice'"),
         ("dns:", "malformed target 'dns:'"),
+        ("dns:a..b", "invalid DNS name 'a..b'"),
+        ("dns:" + "x" * 64 + ".test", "invalid DNS name"),
+        ("dns:my service", "invalid DNS name 'my service'"),
+        ("dns:mydb?", "nothing after '?'"),
+        ("dns:mydb?size=3", "unknown key 'size'"),
+        ("dns:mydb?min=0", "min='0': expected a whole number from 1 to 65535"),
+        ("dns:mydb?min=-1", "min='-1'"),
+        ("dns:mydb?min=three", "min='three'"),
+        ("dns:mydb?min", "min= needs a value"),
+        ("dns:mydb?type=MX", "unknown record type 'MX': expected one of A, AAAA, CNAME, SRV, TXT"),
+        ("dns:mydb?type=SRV&type=TXT", "type= given twice"),
+        ("dns:mydb?min=2&nope", "unknown key 'nope'"),
+        ("http://[::1", "malformed target 'http://[::1': Invalid IPv6 URL"),
+        ("http://127.0.0.1:99999/", "Port out of range 0-65535"),
+        ("http://127.0.0.1:0/", "port must be 1 to 65535"),
+        ("https:///healthz", "expected http://HOST"),
+        ("http://[mydb]/", "malformed target 'http://[mydb]/'"),
+        ("http://alice:s3cret@[::1/", "malformed target 'http://alice:***@[::1/'"),
     ],
 )
-def test_malformed_targets_are_bad_input(run_cli, target, message):
-    result = run_cli("wait-for", target)
+def test_malformed_targets_are_bad_input_at_once(run_cli, target, message):
+    started = time.monotonic()
+    result = run_cli("wait-for", target)  # the default timeout is 5m: only parsing can end this at once
     assert result.code == 2
-    assert len(result.lines) == 1 and message in result.stderr
+    assert len(result.lines) == 1 and message in result.stderr, result.stderr
+    assert time.monotonic() - started < 2
+    assert "s3cret" not in result.stderr
 
 
-@pytest.mark.parametrize("server", ["not-an-ip", "127.0.0.1:x", "127.0.0.1:0"])
-def test_malformed_dns_server_is_bad_input(run_cli, server):
-    result = run_cli("wait-for", "dns:a.test", "--dns-server", server)
+@pytest.mark.parametrize("server", ["not-an-ip", "127.0.0.1:x", "127.0.0.1:0", "", "[::1]:99999", "[::1]x"])
+@pytest.mark.parametrize("target", ["dns:a.test", "file:/"])
+def test_malformed_dns_server_is_bad_input(run_cli, server, target):
+    result = run_cli("wait-for", target, "--dns-server", server)
     assert result.code == 2 and "--dns-server" in result.stderr
+    assert len(result.lines) == 1
+
+
+def test_help_documents_record_counts_and_types(run_cli):
+    result = run_cli("wait-for", "--help")
+    assert result.code == 0
+    text = " ".join(result.stdout.split())
+    assert "dns:NAME?min=N (at least N addresses" in text
+    assert "dns:NAME?type=SRV|TXT|CNAME|A|AAAA" in text and "dns:_postgresql._tcp.mydb?type=SRV&min=2" in text
+
+
+def test_first_line_names_the_targets_and_the_timeout_at_once(tmp_path):
+    proc = subprocess.Popen(
+        initkit_command("wait-for", f"file:{tmp_path}/never", "tcp:127.0.0.1:9", "--timeout", "2m"),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        started = time.monotonic()
+        line = proc.stderr.readline()
+        assert time.monotonic() - started < 2  # kubectl logs is not empty while it waits
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=5)
+    assert (
+        line
+        == f"initkit wait-for: waiting for file:{tmp_path}/never, tcp:127.0.0.1:9 (timeout 2m0s, checking every 1s)\n"
+    )
+
+
+def test_no_timeout_is_said_so(run_cli, tmp_path):
+    result = run_cli("wait-for", f"file:{tmp_path}", "--timeout", "0", "--interval", "500ms")
+    assert result.lines[0] == f"initkit wait-for: waiting for file:{tmp_path} (no timeout, checking every 0.5s)"
+
+
+def test_targets_with_line_breaks_stay_one_line(run_cli):
+    result = run_cli("wait-for", "file:/no\nsuch", "--timeout", "200ms")
+    assert result.code == 1
+    assert len(result.lines) == 2
+    assert result.lines[-1].endswith("not ready: file:/no\\nsuch (no such file)")
 
 
 def test_malformed_duration_is_bad_input(run_cli):
@@ -257,7 +483,8 @@ def test_json_logs_parse(run_cli, tmp_path):
     result = run_cli("--log-format", "json", "wait-for", f"file:{tmp_path}", "file:/nope", "--timeout", "300ms")
     assert result.code == 1
     records = [json.loads(line) for line in result.lines]
-    assert [r["level"] for r in records] == ["info", "error"]
+    assert [r["level"] for r in records] == ["info", "info", "error"]
+    assert records[0]["msg"] == f"waiting for file:{tmp_path}, file:/nope (timeout 0.3s, checking every 1s)"
     assert records[-1]["command"] == "wait-for" and "file:/nope" in records[-1]["msg"]
 
 
@@ -272,6 +499,12 @@ def test_exec_failures(run_cli, tmp_path, command, code):
     result = run_cli("wait-for", f"file:{tmp_path}", "--", command)
     assert result.code == code
     assert f"cannot exec {command}" in result.stderr
+
+
+def test_empty_command_after_double_dash_is_127_in_one_line(run_cli):
+    result = run_cli("--quiet", "wait-for", "file:/", "--", "")
+    assert result.code == 127
+    assert result.lines == ["initkit wait-for: error: cannot exec '': command not found"]
 
 
 def test_sigterm_while_waiting_exits_143_within_a_second(tmp_path):
