@@ -59,8 +59,6 @@ _BASE_CONFIG = (
     ("credential.helper", ""),  # the empty value empties the list of helpers
     ("protocol.ext.allow", "never"),
     ("submodule.recurse", "false"),
-    ("http.lowSpeedLimit", str(LOW_SPEED_LIMIT)),
-    ("http.lowSpeedTime", str(LOW_SPEED_TIME)),
 )
 
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?:\[[^\]/]+\]|[^:/]+):")
@@ -173,7 +171,7 @@ def git_environment(
     removes what must not reach git from this process first.
     """
     env: dict[str, str] = {}
-    config = list(_BASE_CONFIG)
+    config = [*_BASE_CONFIG, ("http.lowSpeedLimit", str(LOW_SPEED_LIMIT)), ("http.lowSpeedTime", str(LOW_SPEED_TIME))]
     if header and scope:
         config.append((f"http.{scope}.extraHeader", header))
         # git follows a redirect of its first request and sends every later one, header and
@@ -451,6 +449,11 @@ def failure(what: str, outcome: Outcome, credentials: bool = False) -> JobFailed
         return JobFailed(f"{what} failed: authentication failed: the server refused the credentials given")
     if denied:
         return JobFailed(f"{what} failed: authentication failed ({denied[0]})")
+    if any(re.search(r"returned error: 30[12378]\b", line) for line in lines):
+        return JobFailed(
+            f"{what} failed: the server answered with a redirect ({reason(lines)}); with credentials, "
+            "initkit follows no redirect (git would send them to the new host): give the final URL"
+        )
     if any("Host key verification failed" in line for line in lines):
         return JobFailed(f"{what} failed: ssh host key verification failed (is the host in --known-hosts-file?)")
     return JobFailed(f"{what} failed: {reason(lines) or f'git exited with status {outcome.code}'}")

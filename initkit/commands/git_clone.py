@@ -303,8 +303,10 @@ class Clone:
     def resolve_remote(self) -> str:
         """The commit the remote's ref names now, without fetching anything."""
         pattern = self.ref or "HEAD"
+        # an annotated tag is listed peeled (NAME^{}) only when asked for by that name too
+        patterns = [pattern] if pattern == "HEAD" else [pattern, f"{pattern}^{{}}"]
         listing = self.git.check(
-            *self.repo, "ls-remote", "--end-of-options", self.remote.url, pattern, what="ls-remote"
+            *self.repo, "ls-remote", "--end-of-options", self.remote.url, *patterns, what="ls-remote"
         )
         refs: dict[str, str] = {}
         for line in listing.out.splitlines():
