@@ -325,3 +325,42 @@ def test_empty_repo_or_dest_is_bad_input(run_cli, git_daemon, tmp_path, monkeypa
     result = run_cli("git-clone", repo, dest)
     assert result.code == 2 and message in result.stderr
     assert os.listdir(tmp_path) == []
+
+
+# --- defence in depth: what every git call overrides --------------------------------
+
+
+def poisoned_repo(tmp_path: Path, marker: Path) -> Path:
+    repo = tmp_path / "poisoned"
+    git("init", "-q", repo)
+    for key in ("core.fsmonitor", "core.gitProxy", "core.askPass", "core.sshCommand"):
+        plant(repo, key, script(tmp_path / key, marker))
+    plant(repo, "credential.helper", "!" + script(tmp_path / "helper", marker))
+    return repo
+
+
+@pytest.mark.parametrize(
+    ("what", "args"),
+    [
+        ("fsmonitor", ["status"]),
+        ("gitProxy", ["ls-remote", "git://127.0.0.1:9/x.git"]),
+        ("askPass and credential.helper", ["ls-remote", "HTTP"]),
+        ("sshCommand", ["ls-remote", "ssh://git@127.0.0.1:9/x.git"]),
+    ],
+)
+def test_every_git_call_overrides_what_a_checkout_could_run(git_http, tmp_path, marker, what, args):
+    """Even past the allow-list, initkit's environment wins over these keys of a repository's
+    config. The same call without it runs the planted program, so the test can fail."""
+    from initkit import gitrepo
+
+    repo = poisoned_repo(tmp_path, marker)
+    args = [git_http.url("main.git") if arg == "HTTP" else arg for arg in args]
+    argv = ["git", "--git-dir", str(repo / ".git"), "--work-tree", str(repo), *args]
+    plain = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(argv, env=plain, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert marker.exists(), f"control: the planted {what} did not run without initkit's environment"
+    marker.unlink()
+    ssh = gitrepo.ssh_options([], None)
+    env = {**plain, **gitrepo.git_environment(ssh=ssh)}
+    subprocess.run(argv, env=env, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert not marker.exists(), f"the planted {what} ran"
