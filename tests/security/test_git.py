@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests import gitservers
 from tests.commands.test_git_clone import head, processes_naming, tree
@@ -364,3 +366,34 @@ def test_every_git_call_overrides_what_a_checkout_could_run(git_http, tmp_path, 
     env = {**plain, **gitrepo.git_environment(ssh=ssh)}
     subprocess.run(argv, env=env, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     assert not marker.exists(), f"the planted {what} ran"
+
+
+# --- refs, for any input --------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ref=st.text(st.characters(blacklist_categories=("Cs",)), max_size=40))
+def test_any_ref_is_accepted_only_if_git_would_take_it_as_a_name(ref):
+    from initkit import gitrepo
+    from initkit.errors import BadInput
+
+    runner = gitrepo.Git(gitrepo.git_environment())
+    try:
+        gitrepo.check_ref(runner, ref)
+    except BadInput as exc:
+        assert "\n" not in str(exc)
+        return
+    assert not ref.startswith("-")
+    named = subprocess.run(["git", "check-ref-format", "--allow-onelevel", ref], capture_output=True)
+    assert named.returncode == 0 or gitrepo.FULL_SHA.match(ref.lower())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ref=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=30))
+def test_any_ref_on_the_command_line_is_exit_1_or_2_in_one_line(run_cli, tmp_path, ref):
+    dest = tmp_path / "site"
+    result = run_cli("git-clone", "git://127.0.0.1:9/x.git", str(dest), "--ref", ref)
+    assert result.code in (1, 2), result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert result.lines[-1].startswith("initkit git-clone: error: ") and len(result.lines) <= 2
+    assert not dest.exists()
