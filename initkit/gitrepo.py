@@ -268,9 +268,7 @@ def checkout_config(git: Git, git_dir: str, work_tree: str) -> dict[str, str | N
     would refuse every existing checkout. initkit never lets git discover a repository
     (it always names --git-dir), and what git would read from this one is checked here.
     """
-    for name in ("commondir", "objects/info/alternates", "config.worktree"):
-        if os.path.lexists(os.path.join(git_dir, name)):
-            raise BadInput(f"{git_dir}/{name} exists: a checkout made by initkit has none; refusing to use it")
+    _no_redirection(git_dir)
     config = _checked_config(git, os.path.join(git_dir, "config"))
     modules = os.path.join(git_dir, "modules")
     for base, dirs, files in os.walk(modules):
@@ -278,11 +276,19 @@ def checkout_config(git: Git, git_dir: str, work_tree: str) -> dict[str, str | N
             if os.path.islink(os.path.join(base, name)):
                 raise BadInput(f"{os.path.join(base, name)} is a symbolic link; refusing to use {git_dir}")
         if "config" in files:
+            _no_redirection(base)
             module = _checked_config(git, os.path.join(base, "config"), submodule=True)
             worktree = module.get("core.worktree")
             if worktree is not None and not _inside(os.path.join(base, worktree), work_tree):
                 raise BadInput(f"{base}/config sets core.worktree outside {work_tree}; refusing to use it")
     return config
+
+
+def _no_redirection(git_dir: str) -> None:
+    """Files that make git read config or objects from elsewhere; git-clone never writes them."""
+    for name in ("commondir", "objects/info/alternates", "config.worktree"):
+        if os.path.lexists(os.path.join(git_dir, name)):
+            raise BadInput(f"{git_dir}/{name} exists: a checkout made by initkit has none; refusing to use it")
 
 
 def check_submodule_links(work_tree: str, git_dir: str) -> None:
@@ -410,10 +416,7 @@ class Git:
     def expired(self) -> JobFailed:
         from initkit.durations import format_duration
 
-        return JobFailed(
-            f"git-clone timed out after {format_duration(self.timeout)} (--timeout); "
-            "git was stopped, and a re-run continues from what is in DEST"
-        )
+        return JobFailed(f"timed out after {format_duration(self.timeout)} (--timeout); git was stopped")
 
 
 def stop(proc: subprocess.Popen) -> None:
