@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
@@ -379,6 +380,10 @@ def start_big_clone(git_http, dest: Path, password_file: Path) -> subprocess.Pop
 def test_kill_9_mid_clone_then_rerun_completes(run_cli, git_http, git_repos, tmp_path, password_file):
     dest = tmp_path / "site"
     proc = start_big_clone(git_http, dest, password_file)
+    token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    running = processes_naming(git_http.url("big.git"))
+    assert any("git" in cmdline for cmdline in running)  # git's argv is visible to anyone on the node ...
+    assert not any(PASSWORD in cmdline or token in cmdline for cmdline in processes_naming(""))  # ... no secret
     proc.kill()
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
