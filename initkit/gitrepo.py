@@ -62,6 +62,7 @@ _BASE_CONFIG = (
 )
 
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?:\[[^\]/]+\]|[^:/]+):")
+_LONGEST_WAIT = 86400.0
 FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 
@@ -208,7 +209,6 @@ def scrub_environment() -> None:
     """Remove from this process what would point git at another repository (see git_environment)."""
     for key in _REPO_ENV:
         os.environ.pop(key, None)
-    os.environ.pop("LANGUAGE", None)
 
 
 # --- refs ---------------------------------------------------------------------------
@@ -379,11 +379,8 @@ class Git:
 
         argv = ["git", *args]
         log.debug("running: " + " ".join(shlex.quote(arg) for arg in argv))
-        left = None
-        if self.deadline is not None:
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise self.expired()
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise self.expired()
         try:
             handle = self.cmd.execute(
                 argv, as_process=True, env=self.env, start_new_session=True, preexec_fn=self.preexec
@@ -394,10 +391,7 @@ class Git:
             ) from None
         proc: subprocess.Popen = handle.proc
         try:
-            out, err = proc.communicate(timeout=left)
-        except subprocess.TimeoutExpired:
-            stop(proc)
-            raise self.expired() from None
+            out, err = self._wait(proc)
         except BaseException:
             stop(proc)
             raise
@@ -406,6 +400,17 @@ class Git:
             if line.strip():
                 log.debug(f"git: {line.rstrip()}")
         return Outcome(proc.returncode, out.decode(errors="replace"), text)
+
+    def _wait(self, proc: subprocess.Popen) -> tuple[bytes, bytes]:
+        """Read git's output until it exits, or raise the timeout. Each wait is at most a
+        day: a deadline of 10**20 s must not overflow the clock (communicate may resume)."""
+        while True:
+            left = None if self.deadline is None else self.deadline - time.monotonic()
+            try:
+                return proc.communicate(timeout=None if left is None else min(max(left, 0), _LONGEST_WAIT))
+            except subprocess.TimeoutExpired:
+                if self.deadline is not None and time.monotonic() >= self.deadline:
+                    raise self.expired() from None
 
     def check(self, *args: str, what: str) -> Outcome:
         outcome = self.run(*args)
