@@ -100,6 +100,14 @@ def parse_remote(repo: str) -> Remote:
     return Remote(repo, scheme)
 
 
+def ssh_looks_like_option(url: str) -> bool:
+    """Whether the user or host of an ssh location (URL or scp-like) starts with `-`,
+    which ssh would read as an option (git refuses it too, with exit 1)."""
+    netloc = urlsplit(url).netloc if "://" in url else url.split(":", 1)[0]
+    user, _, host = netloc.rpartition("@")
+    return user.startswith("-") or host.startswith("-")
+
+
 def same_repository(a: str, b: str) -> bool:
     """Whether two locations name the same repository (credentials, case of the
     host, a trailing slash or `.git` do not matter)."""

@@ -43,7 +43,12 @@ CLONING_KEY = "initkit.cloning"
 @click.argument("repo", envvar="INITKIT_GIT_CLONE_REPO")
 @click.argument("dest", envvar="INITKIT_GIT_CLONE_DEST")
 @option("--ref", metavar="REF", help="Branch, tag or full commit SHA.  [default: the remote's HEAD]")
-@option("--depth", metavar="N", type=click.IntRange(min=1), help="Fetch only the last N commits (submodules too).")
+@option(
+    "--depth",
+    metavar="N",
+    type=click.IntRange(min=1, max=2**31 - 1),
+    help="Fetch only the last N commits (submodules too).",
+)
 @option("--submodules", is_flag=True, help="Also check out submodules, recursively.")
 @option("--username", metavar="USER", help="User name for http(s) basic authentication.")
 @option("--password-file", metavar="FILE", help="File holding the http(s) password or token.")
@@ -95,6 +100,8 @@ def command(
     if shutil.which("git", path=os.environ.get("PATH", os.defpath)) is None:
         raise BadInput("git-clone needs git, which is not on PATH (initkit-slim has no git: use the initkit image)")
     remote = gitrepo.parse_remote(repo)
+    if remote.kind == "ssh" and gitrepo.ssh_looks_like_option(remote.url):
+        raise BadInput(f"invalid REPO {remote.url!r}: an ssh host or user cannot start with '-'")
     header = _http_credentials(remote, username, password_file)
     ssh = _ssh_options(remote, list(ssh_key_file), known_hosts_file)
     gitrepo.scrub_environment()

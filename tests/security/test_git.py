@@ -399,3 +399,21 @@ def test_any_ref_on_the_command_line_is_exit_1_or_2_in_one_line(run_cli, tmp_pat
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     assert result.lines[-1].startswith("initkit git-clone: error: ") and len(result.lines) <= 2
     assert not dest.exists()
+
+
+SSH = ["--known-hosts-file", os.devnull]
+
+
+@pytest.mark.parametrize(
+    ("repo", "args"),
+    [
+        ("ssh://-oProxyCommand=touch${IFS}MARKER/x.git", SSH),
+        ("ssh://-oProxyCommand=x@127.0.0.1/x.git", SSH),
+        ("-oProxyCommand=touch${IFS}MARKER:x.git", SSH),
+        ("git://127.0.0.1:9/x.git", ["--depth", "9" * 20]),
+    ],
+)
+def test_option_like_ssh_hosts_and_huge_depths_are_bad_input(run_cli, tmp_path, marker, repo, args):
+    result = run_cli("git-clone", repo.replace("MARKER", str(marker)), str(tmp_path / "site"), *args)
+    assert result.code == 2, result.stderr
+    assert len(result.lines) == 1 and not marker.exists() and not (tmp_path / "site").exists()
