@@ -231,19 +231,23 @@ def test_credentials_do_not_follow_a_cross_host_redirect(run_cli, other_host, tm
     redirector = Redirector(f"http://127.0.0.2:{other_host.port}")
     password = tmp_path / "password"
     password.write_text(PASSWORD + "\n")
+    results = []
     try:
-        for url, auth in (
-            (redirector.url("main.git"), ["--username", USERNAME, "--password-file", str(password)]),
-            (redirector.url("main.git", f"{USERNAME}:{PASSWORD}@"), []),
+        for index, (url, auth) in enumerate(
+            (
+                (redirector.url("main.git"), ["--username", USERNAME, "--password-file", str(password)]),
+                (redirector.url("main.git", f"{USERNAME}:{PASSWORD}@"), []),
+            )
         ):
-            result = run_cli("git-clone", url, str(tmp_path / "site"), *auth)
-            assert result.code == 1, result.stderr
-            assert "redirect" in result.stderr and PASSWORD not in result.stderr
+            results.append(run_cli("git-clone", url, str(tmp_path / f"site{index}"), *auth))
     finally:
         redirector.stop()
     assert redirector.seen and all("Authorization" in headers for headers in redirector.seen)
     assert all("Authorization" not in headers for headers in other_host.seen), other_host.seen
-    assert not (tmp_path / "site").exists()
+    for index, result in enumerate(results):
+        assert result.code == 1, result.stderr
+        assert "redirect" in result.stderr and PASSWORD not in result.stderr
+        assert not (tmp_path / f"site{index}").exists()
 
 
 def test_a_redirect_without_credentials_is_followed(run_cli, other_host, git_repos, tmp_path):
