@@ -233,8 +233,8 @@ def check_ref(git: Git, ref: str) -> None:
         raise BadInput(f"invalid --ref {ref!r}: a ref cannot start with '-'")
     if FULL_SHA.match(ref.lower()):
         return
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in ref):  # git would refuse them too, NUL in argv first
-        raise BadInput(f"invalid --ref {ref!r}: control characters are not allowed")
+    if not ref.isprintable():  # controls (NUL would not even reach git), line and format characters
+        raise BadInput(f"invalid --ref {ref!r}: control or other non-printable characters are not allowed")
     if not git.run("check-ref-format", "--allow-onelevel", ref).ok:
         raise BadInput(f"invalid --ref {ref!r}: not a branch, tag or full commit SHA (see git check-ref-format)")
 
