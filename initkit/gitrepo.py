@@ -1,12 +1,18 @@
-"""Running the git binary for `git-clone`.
+"""Running git for `git-clone`, through GitPython's `git.cmd.Git`.
 
-- A child git dies with us: any BaseException (Stopped by SIGTERM, KeyboardInterrupt)
-  that interrupts the wait terminates its process group, then kills it after 0.5 s;
-  PR_SET_PDEATHSIG kills it when initkit itself is killed with -9.
+- A child git dies with us: it runs in its own session (its own process group);
+  any BaseException (Stopped by SIGTERM, KeyboardInterrupt) or the job's deadline
+  interrupting the wait terminates that group, then kills it after 0.5 s;
+  PR_SET_PDEATHSIG kills git when initkit itself is killed with -9. (GitPython's own
+  `kill_after_timeout` finds descendants with pgrep or ps, which the image lacks,
+  and nothing of it acts on a signal; hence `as_process` and the group kill here.)
 - An environment that needs no HOME and no ~/.ssh: settings go in through
-  GIT_CONFIG_COUNT/KEY/VALUE, ssh options through GIT_SSH=initkit-ssh (no shell needed).
+  GIT_CONFIG_COUNT/KEY/VALUE, ssh through GIT_SSH_COMMAND=initkit-ssh (no shell needed).
 - Credentials never reach argv nor .git/config: http(s) credentials become an
-  `Authorization` header scoped to the repository's origin (scheme, host, port).
+  `Authorization` header scoped to the repository's origin (scheme, host, port),
+  and redirects are not followed while it is set (git would send it to the new host).
+- The checkout's own config is untrusted (the app may write it): `checkout_config`
+  refuses anything but an allow-list, and every call overrides what could run code.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import re
 import shlex
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from initkit import log, redact
@@ -33,21 +41,28 @@ _REPO_ENV = (
     "GIT_ALTERNATE_OBJECT_DIRECTORIES",
     "GIT_COMMON_DIR",
     "GIT_NAMESPACE",
-    "GIT_ASKPASS",
-    "SSH_ASKPASS",
+    "GIT_CONFIG",
 )
 
-# Always set: the volume may belong to another uid; no background gc may outlive us.
+# On every call. The last group wins over the same keys in DEST/.git/config, which the app
+# container can write: no fsmonitor hook, no hooks, no credential helper, no ext:: transport,
+# no recursion into submodules behind our back; and a stalled http server fails.
+LOW_SPEED_LIMIT = 1000  # bytes/s ...
+LOW_SPEED_TIME = 60  # ... over this many seconds
 _BASE_CONFIG = (
-    ("safe.directory", "*"),
     ("advice.detachedHead", "false"),
     ("init.defaultBranch", "main"),
     ("gc.auto", "0"),
     ("maintenance.auto", "false"),
     ("core.hooksPath", os.devnull),
+    ("core.fsmonitor", "false"),
+    ("credential.helper", ""),  # the empty value empties the list of helpers
+    ("protocol.ext.allow", "never"),
+    ("submodule.recurse", "false"),
 )
 
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?:\[[^\]/]+\]|[^:/]+):")
+_LONGEST_WAIT = 86400.0
 FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 
 
@@ -85,6 +100,14 @@ def parse_remote(repo: str) -> Remote:
     return Remote(repo, scheme)
 
 
+def ssh_looks_like_option(url: str) -> bool:
+    """Whether the user or host of an ssh location (URL or scp-like) starts with `-`,
+    which ssh would read as an option (git refuses it too, with exit 1)."""
+    netloc = urlsplit(url).netloc if "://" in url else url.split(":", 1)[0]
+    user, _, host = netloc.rpartition("@")
+    return user.startswith("-") or host.startswith("-")
+
+
 def same_repository(a: str, b: str) -> bool:
     """Whether two locations name the same repository (credentials, case of the
     host, a trailing slash or `.git` do not matter)."""
@@ -109,8 +132,8 @@ def basic_auth_header(username: str, password: str) -> str:
     return f"Authorization: Basic {token}"
 
 
-def ssh_options(key_file: str | None, known_hosts_file: str | None) -> list[str]:
-    """ssh options that need nothing from ~/.ssh nor /etc/ssh/ssh_config."""
+def ssh_options(key_files: str | list[str] | tuple[str, ...] | None, known_hosts_file: str | None) -> list[str]:
+    """ssh options that need nothing from ~/.ssh nor /etc/ssh/ssh_config; ssh tries each key in turn."""
 
     def ssh_path(path: str) -> str:  # ssh expands % tokens and splits on blanks
         path = os.path.abspath(path)
@@ -118,10 +141,13 @@ def ssh_options(key_file: str | None, known_hosts_file: str | None) -> list[str]
             raise BadInput(f"unsupported character '\"' in {path}")
         return '"' + path.replace("%", "%%") + '"'
 
+    keys = [key_files] if isinstance(key_files, str) else list(key_files or ())
     options = ["-F", os.devnull, "-o", "BatchMode=yes", "-o", "ConnectTimeout=30"]
     options += ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"]
-    if key_file:
-        options += ["-o", "IdentitiesOnly=yes", "-o", f"IdentityFile={ssh_path(key_file)}"]
+    if keys:
+        options += ["-o", "IdentitiesOnly=yes"]
+        for key in keys:
+            options += ["-o", f"IdentityFile={ssh_path(key)}"]
     if known_hosts_file:
         options += ["-o", f"UserKnownHostsFile={ssh_path(known_hosts_file)}"]
         options += ["-o", f"GlobalKnownHostsFile={os.devnull}"]
@@ -145,13 +171,23 @@ def ssh_wrapper() -> str:
     raise BadInput("initkit-ssh is not installed beside initkit; reinstall initkit")
 
 
-def git_environment(header: str | None = None, scope: str | None = None, ssh: list[str] | None = None) -> dict:
-    env = {key: value for key, value in os.environ.items() if key not in _REPO_ENV}
-    config = list(_BASE_CONFIG)
+def git_environment(
+    header: str | None = None, scope: str | None = None, ssh: list[str] | None = None
+) -> dict[str, str]:
+    """What git-clone adds to the environment of every git it runs.
+
+    GitPython starts each child from os.environ plus these, so `scrub_environment`
+    removes what must not reach git from this process first.
+    """
+    env: dict[str, str] = {}
+    config = [*_BASE_CONFIG, ("http.lowSpeedLimit", str(LOW_SPEED_LIMIT)), ("http.lowSpeedTime", str(LOW_SPEED_TIME))]
     if header and scope:
         config.append((f"http.{scope}.extraHeader", header))
+        # git follows a redirect of its first request and sends every later one, header and
+        # all, to the new host; curl would drop the header, git does not. Refuse redirects.
+        config.append(("http.followRedirects", "false"))
     try:
-        first = max(int(env.get("GIT_CONFIG_COUNT", "0")), 0)
+        first = max(int(os.environ.get("GIT_CONFIG_COUNT", "0")), 0)
     except ValueError:
         first = 0
     for index, (key, value) in enumerate(config, start=first):
@@ -159,21 +195,151 @@ def git_environment(header: str | None = None, scope: str | None = None, ssh: li
         env[f"GIT_CONFIG_VALUE_{index}"] = value
     env["GIT_CONFIG_COUNT"] = str(first + len(config))
     env["GIT_TERMINAL_PROMPT"] = "0"
+    # Set and empty, these win over core.askPass and core.gitProxy of an untrusted checkout.
+    env["GIT_ASKPASS"] = ""
+    env["SSH_ASKPASS"] = ""
+    env["GIT_PROXY_COMMAND"] = os.environ.get("GIT_PROXY_COMMAND", "")
     env["LC_ALL"] = "C"
-    env.pop("LANGUAGE", None)
     if ssh is not None:
         import json
 
         from initkit.gitssh import OPTIONS_VAR
 
-        env.pop("GIT_SSH_COMMAND", None)  # it would win over GIT_SSH
-        env["GIT_SSH"] = ssh_wrapper()
+        # GIT_SSH_COMMAND wins over core.sshCommand (GIT_SSH would not); a path without
+        # blanks or shell characters is executed directly, so no shell is needed.
+        env["GIT_SSH_COMMAND"] = shlex.quote(ssh_wrapper())
         env["GIT_SSH_VARIANT"] = "ssh"
         env[OPTIONS_VAR] = json.dumps(ssh)
     return env
 
 
-def _death_signal() -> object | None:
+def scrub_environment() -> None:
+    """Remove from this process what would point git at another repository (see git_environment)."""
+    for key in _REPO_ENV:
+        os.environ.pop(key, None)
+
+
+# --- refs ---------------------------------------------------------------------------
+
+
+def check_ref(git: Git, ref: str) -> None:
+    """The one check of --ref: a full SHA, or a name `git check-ref-format` accepts (exit 2 else).
+
+    A ref is passed after --end-of-options as well; refusing `-` here gives a clear
+    message and protects commands that lack that option."""
+    if not ref:
+        raise BadInput("--ref is empty")
+    if ref.startswith("-"):
+        raise BadInput(f"invalid --ref {ref!r}: a ref cannot start with '-'")
+    if FULL_SHA.match(ref.lower()):
+        return
+    if not ref.isprintable():  # controls (NUL would not even reach git), line and format characters
+        raise BadInput(f"invalid --ref {ref!r}: control or other non-printable characters are not allowed")
+    if not git.run("check-ref-format", "--allow-onelevel", ref).ok:
+        raise BadInput(f"invalid --ref {ref!r}: not a branch, tag or full commit SHA (see git check-ref-format)")
+
+
+# --- the untrusted checkout ---------------------------------------------------------
+
+# What git itself writes into a checkout's config (clone, submodule init, initkit's own
+# flag). Anything else in DEST/.git/config (core.fsmonitor, core.sshCommand, core.worktree,
+# http.*, url.*, include.*, filter.*, submodule.*.update, remote.origin.uploadpack, ...) was
+# put there by someone else and could run a command, move the work tree or leak credentials.
+_ALLOWED_KEYS = re.compile(
+    r"core\.(?:repositoryformatversion|filemode|bare|logallrefupdates|symlinks|ignorecase|precomposeunicode)"
+    r"|remote\.origin\.(?:url|fetch|tagopt|promisor|partialclonefilter)"
+    r"|branch\.[^\n]+\.(?:remote|merge)"
+    r"|submodule\.[^\n]+\.(?:url|active)"
+    r"|extensions\.objectformat"
+    r"|initkit\.cloning"
+)
+
+
+def read_config(git: Git, path: str) -> list[tuple[str, str | None]]:
+    """Every (key, value) of one config file, includes not followed."""
+    listed = git.run("config", "--file", path, "--no-includes", "--list", "-z")
+    if not listed.ok:
+        raise BadInput(f"{path} is damaged ({reason(listed.err.splitlines()) or 'unreadable'}); refusing to use it")
+    entries: list[tuple[str, str | None]] = []
+    for item in listed.out.split("\0"):
+        if item:
+            key, newline, value = item.partition("\n")
+            entries.append((key, value if newline else None))
+    return entries
+
+
+def checkout_config(git: Git, git_dir: str, work_tree: str) -> dict[str, str | None]:
+    """Check an existing DEST/.git before any git runs in it; return its config.
+
+    This replaces git's ownership check (safe.directory), which initkit does not use: on
+    a volume the mount point belongs to root or an fsGroup, not to initkit's uid, so git
+    would refuse every existing checkout. initkit never lets git discover a repository
+    (it always names --git-dir), and what git would read from this one is checked here.
+    """
+    _no_redirection(git_dir)
+    config = _checked_config(git, os.path.join(git_dir, "config"))
+    modules = os.path.join(git_dir, "modules")
+    for base, dirs, files in os.walk(modules):
+        for name in dirs:
+            if os.path.islink(os.path.join(base, name)):
+                raise BadInput(f"{os.path.join(base, name)} is a symbolic link; refusing to use {git_dir}")
+        if "config" in files:
+            _no_redirection(base)
+            module = _checked_config(git, os.path.join(base, "config"), submodule=True)
+            worktree = module.get("core.worktree")
+            if worktree is not None and not _inside(os.path.join(base, worktree), work_tree):
+                raise BadInput(f"{base}/config sets core.worktree outside {work_tree}; refusing to use it")
+    return config
+
+
+def _no_redirection(git_dir: str) -> None:
+    """Files that make git read config or objects from elsewhere; git-clone never writes them."""
+    for name in ("commondir", "objects/info/alternates", "config.worktree"):
+        if os.path.lexists(os.path.join(git_dir, name)):
+            raise BadInput(f"{git_dir}/{name} exists: a checkout made by initkit has none; refusing to use it")
+
+
+def check_submodule_links(work_tree: str, git_dir: str) -> None:
+    """Each nested `.git` must be a gitfile into DEST/.git/modules (git would run in any repository)."""
+    modules = os.path.realpath(os.path.join(git_dir, "modules"))
+    for base, dirs, files in os.walk(work_tree):
+        if base == work_tree:
+            dirs[:] = [name for name in dirs if name != ".git"]
+        for name in (n for n in dirs + files if n == ".git"):
+            path = os.path.join(base, name)
+            target = None
+            if os.path.isfile(path) and not os.path.islink(path):
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    line = handle.readline().strip()
+                if line.startswith("gitdir: "):
+                    target = os.path.realpath(os.path.join(base, line[len("gitdir: ") :]))
+            if target is None or not _inside(target, modules):
+                raise BadInput(f"{path} does not point into {modules}; refusing to update submodules")
+        dirs[:] = [name for name in dirs if name != ".git"]
+
+
+def _checked_config(git: Git, path: str, submodule: bool = False) -> dict[str, str | None]:
+    if os.path.islink(path):
+        raise BadInput(f"{path} is a symbolic link; refusing to use it")
+    entries = read_config(git, path)
+    for key, _ in entries:
+        if not (_ALLOWED_KEYS.fullmatch(key) or (submodule and key == "core.worktree")):
+            raise BadInput(
+                f"{path} sets {key}, which initkit does not allow in a checkout (it may run commands "
+                "or redirect git); remove it"
+            )
+    return dict(entries)
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+# --- running git --------------------------------------------------------------------
+
+
+def _death_signal() -> Any:
     """A preexec_fn asking the kernel to SIGKILL the child when initkit dies (even by -9)."""
     try:
         import ctypes
@@ -200,33 +366,40 @@ class Outcome:
 
 
 class Git:
-    """Runs `git ARGS` with the environment built for one repository."""
+    """Runs `git ARGS` through GitPython with the environment built for one repository,
+    within one deadline for the whole job."""
 
-    def __init__(self, env: dict, credentials: bool = False) -> None:
+    def __init__(self, env: dict[str, str], credentials: bool = False, timeout: float = 0) -> None:
+        # GitPython checks for git when imported; quiet, so that a missing git is the
+        # "needs git" exit 2 below rather than an ImportError.
+        os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+        import git.cmd
+
+        self.cmd = git.cmd.Git("/")  # no repository is ever discovered from the working directory
         self.env = env
         self.credentials = credentials  # whether a failed login means wrong credentials
         self.preexec = _death_signal()
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout if timeout else None
 
-    def run(self, *args: str, cwd: str | None = None) -> Outcome:
+    def run(self, *args: str) -> Outcome:
+        import git.exc
+
         argv = ["git", *args]
         log.debug("running: " + " ".join(shlex.quote(arg) for arg in argv))
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise self.expired()
         try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                preexec_fn=self.preexec,
+            handle = self.cmd.execute(
+                argv, as_process=True, env=self.env, start_new_session=True, preexec_fn=self.preexec
             )
-        except FileNotFoundError:
+        except git.exc.GitCommandNotFound:
             raise BadInput(
                 "git-clone needs git, which is not on PATH (initkit-slim has no git: use the initkit image)"
             ) from None
+        proc: subprocess.Popen = handle.proc
         try:
-            out, err = proc.communicate()
+            out, err = self._wait(proc)
         except BaseException:
             stop(proc)
             raise
@@ -236,11 +409,27 @@ class Git:
                 log.debug(f"git: {line.rstrip()}")
         return Outcome(proc.returncode, out.decode(errors="replace"), text)
 
-    def check(self, *args: str, what: str, cwd: str | None = None) -> Outcome:
-        outcome = self.run(*args, cwd=cwd)
+    def _wait(self, proc: subprocess.Popen) -> tuple[bytes, bytes]:
+        """Read git's output until it exits, or raise the timeout. Each wait is at most a
+        day: a deadline of 10**20 s must not overflow the clock (communicate may resume)."""
+        while True:
+            left = None if self.deadline is None else self.deadline - time.monotonic()
+            try:
+                return proc.communicate(timeout=None if left is None else min(max(left, 0), _LONGEST_WAIT))
+            except subprocess.TimeoutExpired:
+                if self.deadline is not None and time.monotonic() >= self.deadline:
+                    raise self.expired() from None
+
+    def check(self, *args: str, what: str) -> Outcome:
+        outcome = self.run(*args)
         if not outcome.ok:
             raise failure(what, outcome, self.credentials)
         return outcome
+
+    def expired(self) -> JobFailed:
+        from initkit.durations import format_duration
+
+        return JobFailed(f"timed out after {format_duration(self.timeout)} (--timeout); git was stopped")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -278,6 +467,11 @@ def failure(what: str, outcome: Outcome, credentials: bool = False) -> JobFailed
         return JobFailed(f"{what} failed: authentication failed: the server refused the credentials given")
     if denied:
         return JobFailed(f"{what} failed: authentication failed ({denied[0]})")
+    if any(re.search(r"returned error: 30[12378]\b", line) for line in lines):
+        return JobFailed(
+            f"{what} failed: the server answered with a redirect ({reason(lines)}); with credentials, "
+            "initkit follows no redirect (git would send them to the new host): give the final URL"
+        )
     if any("Host key verification failed" in line for line in lines):
         return JobFailed(f"{what} failed: ssh host key verification failed (is the host in --known-hosts-file?)")
     return JobFailed(f"{what} failed: {reason(lines) or f'git exited with status {outcome.code}'}")

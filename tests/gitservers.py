@@ -211,7 +211,8 @@ class _GitHandler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         self.server.requests += 1
-        if self.headers.get("Authorization") != self.server.expected_auth:
+        self.server.seen.append(dict(self.headers.items()))
+        if self.server.expected_auth and self.headers.get("Authorization") != self.server.expected_auth:
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="git"')
             self.send_header("Content-Length", "0")
@@ -291,12 +292,20 @@ class GitHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, root: Path, throttled: tuple[str, ...] = (), throttle_rate: int = 0, address: str = "127.0.0.1"
+        self,
+        root: Path,
+        throttled: tuple[str, ...] = (),
+        throttle_rate: int = 0,
+        address: str = "127.0.0.1",
+        open_access: bool = False,
     ) -> None:
         super().__init__((address, 0), _GitHandler)
         self.address = address
         self.root = root
-        self.expected_auth = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+        # open_access: serve anyone (the headers received are still recorded in `seen`)
+        basic = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+        self.expected_auth = None if open_access else basic
+        self.seen: list[dict[str, str]] = []
         self.throttled = throttled
         self.throttle_rate = throttle_rate
         self.requests = 0

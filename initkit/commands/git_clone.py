@@ -12,6 +12,10 @@ How DEST is read, so that a re-run after any interruption does the right thing:
   (no network at all when --ref is a full SHA); else a non-forced checkout, so
   local changes are never destroyed.
 - anything else (other files, another repository): refused, nothing touched.
+
+DEST/.git may have been written by the app container that shares the volume: before git
+runs in it, its config is checked against an allow-list (gitrepo.checkout_config), and
+git is always told --git-dir and --work-tree, never left to discover a repository.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import click
 
 from initkit import log, redact
 from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
-from initkit.params import option
+from initkit.params import Duration, Line, option
 
 if TYPE_CHECKING:  # gitrepo itself loads only when the command runs
     from initkit.gitrepo import Git, Outcome, Remote
@@ -39,12 +43,29 @@ CLONING_KEY = "initkit.cloning"
 @click.argument("repo", envvar="INITKIT_GIT_CLONE_REPO")
 @click.argument("dest", envvar="INITKIT_GIT_CLONE_DEST")
 @option("--ref", metavar="REF", help="Branch, tag or full commit SHA.  [default: the remote's HEAD]")
-@option("--depth", metavar="N", type=click.IntRange(min=1), help="Fetch only the last N commits (submodules too).")
+@option(
+    "--depth",
+    metavar="N",
+    type=click.IntRange(min=1, max=2**31 - 1),
+    help="Fetch only the last N commits (submodules too).",
+)
 @option("--submodules", is_flag=True, help="Also check out submodules, recursively.")
 @option("--username", metavar="USER", help="User name for http(s) basic authentication.")
 @option("--password-file", metavar="FILE", help="File holding the http(s) password or token.")
-@option("--ssh-key-file", metavar="FILE", help="Private key for ssh (instead of anything in ~/.ssh).")
+@option(
+    "--ssh-key-file",
+    metavar="FILE",
+    type=Line(),
+    multiple=True,
+    help="Private key for ssh (instead of anything in ~/.ssh); repeat for several (env: one per line).",
+)
 @option("--known-hosts-file", metavar="FILE", help="known_hosts file for ssh; host keys are always checked.")
+@option(
+    "--timeout",
+    type=Duration(),
+    default="10m",
+    help="Give up after this long, for the whole job (0: none); a stalled http server fails sooner.",
+)
 def command(
     repo: str,
     dest: str,
@@ -53,8 +74,9 @@ def command(
     submodules: bool,
     username: str | None,
     password_file: str | None,
-    ssh_key_file: str | None,
+    ssh_key_file: tuple[str, ...],
     known_hosts_file: str | None,
+    timeout: float,
 ) -> None:
     """Clone REPO into DEST, or move DEST to the requested commit.
 
@@ -71,16 +93,23 @@ def command(
 
     from initkit import gitrepo
 
+    if not repo:
+        raise BadInput("REPO is empty")
+    if not dest:
+        raise BadInput("DEST is empty")
     if shutil.which("git", path=os.environ.get("PATH", os.defpath)) is None:
         raise BadInput("git-clone needs git, which is not on PATH (initkit-slim has no git: use the initkit image)")
     remote = gitrepo.parse_remote(repo)
+    if remote.kind == "ssh" and gitrepo.ssh_looks_like_option(remote.url):
+        raise BadInput(f"invalid REPO {remote.url!r}: an ssh host or user cannot start with '-'")
     header = _http_credentials(remote, username, password_file)
-    ssh = _ssh_options(remote, ssh_key_file, known_hosts_file)
+    ssh = _ssh_options(remote, list(ssh_key_file), known_hosts_file)
+    gitrepo.scrub_environment()
     env = gitrepo.git_environment(header=header, scope=remote.scope, ssh=ssh)
-    job = Clone(
-        gitrepo.Git(env, credentials=bool(header or ssh)), remote, os.path.abspath(dest), ref, depth, submodules
-    )
-    job.run()
+    git = gitrepo.Git(env, credentials=bool(header or ssh), timeout=timeout)
+    if ref is not None:
+        gitrepo.check_ref(git, ref)
+    Clone(git, remote, os.path.abspath(dest), ref, depth, submodules).run()
 
 
 def _http_credentials(remote: Remote, username: str | None, password_file: str | None) -> str | None:
@@ -108,23 +137,24 @@ def _http_credentials(remote: Remote, username: str | None, password_file: str |
     return gitrepo.basic_auth_header(user, password)
 
 
-def _ssh_options(remote: Remote, key_file: str | None, known_hosts_file: str | None) -> list[str] | None:
+def _ssh_options(remote: Remote, key_files: list[str], known_hosts_file: str | None) -> list[str] | None:
     from initkit import gitrepo
 
     if remote.kind != "ssh":
-        if not key_file and not known_hosts_file:
+        if not key_files and not known_hosts_file:
             return None
         raise BadInput("--ssh-key-file and --known-hosts-file apply to ssh repositories only")
-    for path, what in ((key_file, "ssh key file"), (known_hosts_file, "known hosts file")):
+    files = [(key, "ssh key file") for key in key_files] + [(known_hosts_file, "known hosts file")]
+    for path, what in files:
         if path:
             try:
                 with open(path, "rb"):
                     pass
             except OSError as exc:
                 raise BadInput(f"cannot read {what} {path}: {exc.strerror}") from None
-    if key_file and not known_hosts_file:
+    if key_files and not known_hosts_file:
         raise BadInput("--ssh-key-file needs --known-hosts-file (host keys are always checked)")
-    return gitrepo.ssh_options(key_file, known_hosts_file)
+    return gitrepo.ssh_options(key_files, known_hosts_file)
 
 
 class Clone:
@@ -138,6 +168,9 @@ class Clone:
         self.remote = remote
         self.dest = dest
         self.git_dir = os.path.join(dest, ".git")
+        # git is never left to discover a repository: DEST/.git is named, or nothing is
+        self.repo = ["--git-dir", self.git_dir]
+        self.tree = ["--git-dir", self.git_dir, "--work-tree", dest]
         self.ref = ref
         self.depth = depth
         self.submodules = submodules
@@ -153,7 +186,7 @@ class Clone:
         elif state == "cloning":
             log.info(f"finishing an interrupted clone of {self.remote.url} in {self.dest}")
             self.remove_stale_lock()
-            self.finish(self.fetch(["-C", self.dest]), clean=True, verb="cloned")
+            self.finish(self.fetch(self.repo), clean=True, verb="cloned")
         else:
             self.update()
 
@@ -179,12 +212,9 @@ class Clone:
             return "empty"
         if os.path.islink(self.git_dir) or not os.path.isdir(self.git_dir):
             raise BadInput(f"{self.git_dir} is not a git directory; refusing to touch {dest}")
-        config = self.git.run(
-            "--git-dir", self.git_dir, "config", "-z", "--get-regexp", r"^(remote\.origin\.url|initkit\.)"
-        )
-        if config.code not in (0, 1):
-            raise BadInput(f"{dest} holds a damaged or foreign .git ({self.gitrepo.reason(config.err.splitlines())})")
-        values = dict(item.split("\n", 1) for item in config.out.split("\0") if "\n" in item)
+        if not os.path.isfile(os.path.join(self.git_dir, "config")):
+            raise BadInput(f"{dest} holds a damaged or foreign .git (no config); refusing to touch it")
+        values = self.gitrepo.checkout_config(self.git, self.git_dir, dest)
         origin = values.get("remote.origin.url")
         if origin is None:
             raise BadInput(f"{dest} is a git checkout without an origin remote; refusing to touch it")
@@ -193,7 +223,9 @@ class Clone:
                 f"{dest} is a checkout of {redact.redact(origin)}, not of {self.remote.url}; refusing to touch it"
             )
         if origin != self.remote.url:  # e.g. credentials stored by a plain `git clone`: drop them
-            self.git.check("-C", dest, "remote", "set-url", "origin", self.remote.url, what="update")
+            self.git.check(
+                *self.repo, "remote", "set-url", "--end-of-options", "origin", self.remote.url, what="update"
+            )
         return "cloning" if values.get(CLONING_KEY) else "checkout"
 
     # --- a new clone ------------------------------------------------------------------
@@ -214,7 +246,7 @@ class Clone:
             self.git.check("init", "-q", "--bare", tmp, what="clone")
             self.git.check(*git, "config", "core.bare", "false", what="clone")
             self.git.check(*git, "config", CLONING_KEY, "true", what="clone")
-            self.git.check(*git, "remote", "add", "origin", self.remote.url, what="clone")
+            self.git.check(*git, "remote", "add", "--end-of-options", "origin", self.remote.url, what="clone")
             sha = self.fetch(git, what="clone")
             os.rename(tmp, self.git_dir)
         except BaseException:
@@ -227,13 +259,13 @@ class Clone:
 
     def finish(self, sha: str, *, clean: bool, verb: str) -> None:
         """Check out in a tree only initkit has written to, then mark the clone complete."""
-        wt = ["-C", self.dest]
-        self.git.check(*wt, "checkout", "-q", "--force", "--detach", sha, what="checkout")
+        wt = self.tree
+        self.git.check(*wt, "checkout", "-q", "--force", "--detach", sha, "--", what="checkout")
         if clean:
             self.git.check(*wt, "clean", "-q", "-ffdx", "-e", "/lost+found", what="checkout")
         if self.submodules:
             self.update_submodules()
-        self.git.check(*wt, "config", "--unset", CLONING_KEY, what="checkout")
+        self.git.check(*self.repo, "config", "--unset", CLONING_KEY, what="checkout")
         log.info(
             f"{verb} {self.remote.url} at {sha} into {self.dest} in {time.monotonic() - self.started:.1f}s",
             commit=sha,
@@ -242,11 +274,11 @@ class Clone:
     # --- an existing checkout ---------------------------------------------------------
 
     def update(self) -> None:
-        wt = ["-C", self.dest]
-        head = self.git.run(*wt, "rev-parse", "--verify", "-q", "HEAD^{commit}").out.strip() or None
+        wt = self.tree
+        head = self.git.run(*self.repo, "rev-parse", "--verify", "-q", "HEAD^{commit}").out.strip() or None
         target = self.sha or self.resolve_remote()
         if target != head and not self.present(target):
-            target = self.fetch(wt)
+            target = self.fetch(self.repo)
         if target == head:
             if self.submodules and self.submodules_stale():
                 self.update_submodules()
@@ -254,12 +286,13 @@ class Clone:
             else:
                 log.info(f"{self.dest} already at {head}: nothing to do", commit=head)
             return
-        moved = self.git.run(*wt, "checkout", "-q", "--detach", target)
+        moved = self.git.run(*wt, "checkout", "-q", "--detach", target, "--")
         if not moved.ok:
             raise self.refused(head, target, moved)
         if self.submodules:
             self.update_submodules()
-        log.info(f"moved {self.dest} from {head} to {target}", commit=target, previous=head)
+        origin = f"from {head}" if head else "from an unreadable HEAD"
+        log.info(f"moved {self.dest} {origin} to {target}", commit=target, previous=head)
 
     def refused(self, head: str | None, target: str, outcome: Outcome) -> JobFailed:
         lines = outcome.err.splitlines()
@@ -267,8 +300,9 @@ class Clone:
             files = [line.strip() for line in lines if line.startswith("\t")]
             shown = ", ".join(files[:5]) + (", ..." if len(files) > 5 else "")
             kind = "untracked files" if any("untracked" in line for line in lines) else "local changes to"
+            origin = head or "an unreadable HEAD"
             return JobFailed(
-                f"cannot move {self.dest} from {head} to {target}: {kind} {shown} would be overwritten; "
+                f"cannot move {self.dest} from {origin} to {target}: {kind} {shown} would be overwritten; "
                 "commit, stash or remove them (nothing was changed)"
             )
         return self.gitrepo.failure(f"checkout of {target}", outcome)
@@ -276,7 +310,11 @@ class Clone:
     def resolve_remote(self) -> str:
         """The commit the remote's ref names now, without fetching anything."""
         pattern = self.ref or "HEAD"
-        listing = self.git.check("ls-remote", "--", self.remote.url, pattern, what="ls-remote", cwd=self.dest)
+        # an annotated tag is listed peeled (NAME^{}) only when asked for by that name too
+        patterns = [pattern] if pattern == "HEAD" else [pattern, f"{pattern}^{{}}"]
+        listing = self.git.check(
+            *self.repo, "ls-remote", "--end-of-options", self.remote.url, *patterns, what="ls-remote"
+        )
         refs: dict[str, str] = {}
         for line in listing.out.splitlines():
             sha, _, name = line.partition("\t")
@@ -295,15 +333,15 @@ class Clone:
         if self.sha:
             if self.present(self.sha, git):
                 return self.sha
-            direct = self.git.run(*git, "fetch", "-q", "--no-tags", *depth, "origin", self.sha)
+            direct = self.git.run(*git, "fetch", "-q", "--no-tags", *depth, "--end-of-options", "origin", self.sha)
             if not direct.ok:  # a server that refuses to serve unadvertised commits
                 log.debug("fetching the commit directly failed; fetching all branches and tags")
-                self.git.check(*git, "fetch", "-q", "--tags", *depth, "origin", what=what)
+                self.git.check(*git, "fetch", "-q", "--tags", *depth, "--end-of-options", "origin", what=what)
             if not self.present(self.sha, git):
                 raise JobFailed(f"{what} failed: commit {self.sha} not found in {self.remote.url}")
             return self.sha
         ref = self.ref or "HEAD"
-        fetched = self.git.run(*git, "fetch", "-q", "--no-tags", *depth, "origin", ref)
+        fetched = self.git.run(*git, "fetch", "-q", "--no-tags", *depth, "--end-of-options", "origin", ref)
         if not fetched.ok:
             if "couldn't find remote ref" in fetched.err:
                 raise JobFailed(f"{what} failed: ref {ref!r} not found in {self.remote.url}" + self.sha_hint())
@@ -311,7 +349,7 @@ class Clone:
         return self.git.check(*git, "rev-parse", "--verify", "FETCH_HEAD^{commit}", what=what).out.strip()
 
     def present(self, sha: str, git: list[str] | None = None) -> bool:
-        return self.git.run(*(git or ["-C", self.dest]), "cat-file", "-e", f"{sha}^{{commit}}").ok
+        return self.git.run(*(git or self.repo), "cat-file", "-e", f"{sha}^{{commit}}").ok
 
     def sha_hint(self) -> str:
         ref = self.ref or ""
@@ -326,7 +364,9 @@ class Clone:
 
     def update_submodules(self) -> None:
         depth = ["--depth", str(self.depth)] if self.depth else []
+        self.gitrepo.check_submodule_links(self.dest, self.git_dir)
         self.git.check(
+            *self.tree,
             "-C",
             self.dest,
             "submodule",
@@ -339,7 +379,10 @@ class Clone:
         )
 
     def submodules_stale(self) -> bool:
-        status = self.git.check("-C", self.dest, "submodule", "status", "--recursive", what="submodule status")
+        self.gitrepo.check_submodule_links(self.dest, self.git_dir)
+        status = self.git.check(
+            *self.tree, "-C", self.dest, "submodule", "status", "--recursive", what="submodule status"
+        )
         return any(line[:1] in ("-", "+", "U") for line in status.out.splitlines())
 
     def remove_stale_lock(self) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -378,6 +380,10 @@ def start_big_clone(git_http, dest: Path, password_file: Path) -> subprocess.Pop
 def test_kill_9_mid_clone_then_rerun_completes(run_cli, git_http, git_repos, tmp_path, password_file):
     dest = tmp_path / "site"
     proc = start_big_clone(git_http, dest, password_file)
+    token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    running = processes_naming(git_http.url("big.git"))
+    assert any("git" in cmdline for cmdline in running)  # git's argv is visible to anyone on the node ...
+    assert not any(PASSWORD in cmdline or token in cmdline for cmdline in processes_naming(""))  # ... no secret
     proc.kill()
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
@@ -488,5 +494,69 @@ def test_locations_naming_the_same_repository():
     remote = parse_remote("https://a%40b:p%3Aw@host:8443/r.git")
     assert (remote.username, remote.password, remote.url) == ("a@b", "p:w", "https://host:8443/r.git")
     assert remote.scope == "https://host:8443/"
-    options = ssh_options("/keys/my key", "/k/known_hosts%")
+    options = ssh_options(["/keys/my key"], "/k/known_hosts%")
     assert 'IdentityFile="/keys/my key"' in options and 'UserKnownHostsFile="/k/known_hosts%%"' in options
+
+
+# --- GitPython, several keys, odd states ---------------------------------------------
+
+
+def test_git_runs_through_gitpython(git_daemon, git_repos, tmp_path):
+    code = "import sys\nfrom initkit.cli import run\ncode = run(sys.argv[1:])\nprint(code, 'git.cmd' in sys.modules)"
+    args = ["git-clone", git_daemon.url("main.git"), str(tmp_path / "site")]
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["0", "True"], proc.stderr
+
+
+def test_without_git_on_path_is_exit_2_not_an_import_error(run_proc, tmp_path):
+    env = {"PATH": str(tmp_path), "GIT_PYTHON_REFRESH": ""}
+    result = run_proc("git-clone", "git://127.0.0.1:9/x.git", str(tmp_path / "site"), env=env)
+    assert result.code == 2
+    assert result.lines == [
+        "initkit git-clone: error: git-clone needs git, which is not on PATH "
+        "(initkit-slim has no git: use the initkit image)"
+    ]
+
+
+def test_several_ssh_keys_are_tried_in_turn(run_cli, git_sshd, git_repos, tmp_path):
+    wrong = tmp_path / "wrong_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", wrong], check=True)
+    dest = tmp_path / "site"
+    keys = ["--known-hosts-file", str(git_sshd.known_hosts_file)]
+    only_wrong = run_cli("git-clone", git_sshd.url("main.git"), str(dest), "--ssh-key-file", str(wrong), *keys)
+    assert only_wrong.code == 1 and "authentication failed" in only_wrong.stderr
+    keys += ["--ssh-key-file", str(wrong), "--ssh-key-file", str(git_sshd.key_file)]
+    result = run_cli("git-clone", git_sshd.url("main.git"), str(dest), *keys)
+    assert result.code == 0, result.stderr
+    assert head(dest) == git_repos.shas["c2"]
+
+
+def test_several_ssh_keys_from_the_environment(run_cli, git_sshd, git_repos, tmp_path):
+    wrong = tmp_path / "wrong key"  # a blank in the path: one key per line
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", wrong], check=True)
+    env = {
+        "INITKIT_GIT_CLONE_SSH_KEY_FILE": f"{wrong}\n{git_sshd.key_file}\n",
+        "INITKIT_GIT_CLONE_KNOWN_HOSTS_FILE": str(git_sshd.known_hosts_file),
+    }
+    result = run_cli("git-clone", git_sshd.url("main.git"), str(tmp_path / "site"), env=env)
+    assert result.code == 0, result.stderr
+
+
+def test_a_broken_head_is_named_as_such(run_cli, git_daemon, git_repos, tmp_path):
+    dest = tmp_path / "site"
+    assert run_cli("git-clone", git_daemon.url("main.git"), str(dest), "--ref", "v1").code == 0
+    (dest / ".git/HEAD").write_text("ref: refs/heads/gone\n")
+    refused = run_cli("git-clone", git_daemon.url("main.git"), str(dest), "--ref", "main")
+    assert refused.code == 1 and f"cannot move {dest} from an unreadable HEAD to" in refused.stderr
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(dest), "--ref", "v1")
+    assert result.code == 0, result.stderr
+    assert f"moved {dest} from an unreadable HEAD to {git_repos.shas['c1']}" in result.stderr
+    assert "None" not in refused.stderr + result.stderr
+    assert head(dest) == git_repos.shas["c1"]
+
+
+def test_rerun_at_an_annotated_tag_changes_nothing(run_cli, git_daemon, git_repos, tmp_path):
+    dest = tmp_path / "site"
+    assert run_cli("git-clone", git_daemon.url("main.git"), str(dest), "--ref", "v1").code == 0
+    again = run_cli("git-clone", git_daemon.url("main.git"), str(dest), "--ref", "v1")
+    assert again.code == 0 and f"already at {git_repos.shas['c1']}: nothing to do" in again.stderr, again.stderr

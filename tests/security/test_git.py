@@ -1,0 +1,423 @@
+"""git-clone against hostile input: refs that look like options, a poisoned shared volume
+(the app container can write DEST/.git), servers that redirect across hosts or stall."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests import gitservers
+from tests.commands.test_git_clone import head, processes_naming, tree
+from tests.gitservers import PASSWORD, USERNAME, GitHTTPServer, git
+from tests.security.hostile_git import RecordingProxy, Redirector, StallingServer
+
+git_daemon = gitservers.git_daemon
+git_repos = gitservers.git_repos
+git_http = gitservers.git_http
+git_sshd = gitservers.git_sshd
+
+
+@pytest.fixture
+def marker(tmp_path: Path) -> Path:
+    """A file that exists only if a planted command ran."""
+    return tmp_path / "pwned"
+
+
+# --- #1: refs are validated in one place -------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["file", "daemon"])
+def test_ref_that_is_an_option_runs_nothing(run_cli, git_daemon, git_repos, tmp_path, marker, transport):
+    repo = str(git_repos.path("main.git")) if transport == "file" else git_daemon.url("main.git")
+    result = run_cli("git-clone", repo, str(tmp_path / "site"), "--ref", f"--upload-pack=touch {marker};")
+    assert result.code == 2, result.stderr
+    assert "cannot start with '-'" in result.stderr
+    assert not marker.exists() and not (tmp_path / "site").exists()
+
+
+@pytest.mark.parametrize("ref", ["-uX", "main:refs/heads/evil", "a..b", "main^{}", "x y", "", "refs/heads/"])
+def test_malformed_refs_are_bad_input(run_cli, git_daemon, tmp_path, ref):
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(tmp_path / "site"), "--ref", ref)
+    assert result.code == 2, result.stderr
+    assert len(result.lines) == 1 and "--ref" in result.stderr
+    assert not (tmp_path / "site").exists()
+
+
+def test_nested_and_odd_but_valid_refs_still_work(run_cli, git_daemon, git_repos, tmp_path):
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(tmp_path / "site"), "--ref", "refs/tags/v1")
+    assert result.code == 0, result.stderr
+    assert head(tmp_path / "site") == git_repos.shas["c1"]
+
+
+# --- #7: a poisoned checkout ---------------------------------------------------------
+
+
+@pytest.fixture
+def checkout(run_cli, git_daemon, git_repos, tmp_path) -> Path:
+    """A checkout initkit made of main.git at v1; the app container now writes into it."""
+    dest = tmp_path / "site"
+    assert run_cli("git-clone", git_daemon.url("main.git"), str(dest), "--ref", "v1").code == 0
+    return dest
+
+
+def plant(dest: Path, key: str, value: str, config: str = ".git/config") -> None:
+    git("config", "--file", dest / config, key, value)
+
+
+def script(path: Path, marker: Path) -> str:
+    """An executable that leaves the marker (and would serve as proxy, editor, helper...)."""
+    path.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+POISON = {
+    "core.fsmonitor": lambda tmp, marker: script(tmp / "fsmonitor", marker),
+    "core.gitProxy": lambda tmp, marker: script(tmp / "proxy", marker),
+    "core.sshCommand": lambda tmp, marker: script(tmp / "ssh", marker),
+    "core.askPass": lambda tmp, marker: script(tmp / "askpass", marker),
+    "core.worktree": lambda tmp, marker: str(tmp / "elsewhere"),
+    "credential.helper": lambda tmp, marker: "!" + script(tmp / "helper", marker),
+    "remote.origin.uploadpack": lambda tmp, marker: script(tmp / "upload", marker),
+    "remote.origin.proxy": lambda tmp, marker: "http://127.0.0.1:9",
+    "http.proxy": lambda tmp, marker: "http://127.0.0.1:9",
+    "url.http://127.0.0.1:9/.insteadOf": lambda tmp, marker: "git://",
+    "submodule.x.update": lambda tmp, marker: "!" + script(tmp / "update", marker),
+    "extensions.worktreeConfig": lambda tmp, marker: "true",
+    "core.pager": lambda tmp, marker: script(tmp / "pager", marker),
+}
+
+
+@pytest.mark.parametrize("key", list(POISON))
+def test_planted_config_is_refused_and_never_runs(run_cli, git_daemon, git_repos, checkout, tmp_path, marker, key):
+    plant(checkout, key, POISON[key](tmp_path, marker))
+    before = tree(checkout)
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(checkout), "--ref", "main")
+    assert result.code == 2, result.stderr
+    assert f"sets {key.split('.')[0].lower()}." in result.stderr.lower()
+    assert not marker.exists()
+    assert tree(checkout) == before and head(checkout) == git_repos.shas["c1"]
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_include_path_pulling_a_filter_driver_is_refused(run_cli, git_daemon, checkout, tmp_path, marker):
+    """A filter (from config pulled in by include.path) would run at the checkout of a
+    file its attribute names; .git/info/attributes is app-writable too."""
+    included = tmp_path / "included.config"
+    git("config", "--file", included, "filter.x.smudge", script(tmp_path / "smudge", marker))
+    (checkout / ".git/info").mkdir(exist_ok=True)
+    (checkout / ".git/info/attributes").write_text("* filter=x\n")
+    plant(checkout, "include.path", str(included))
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(checkout), "--ref", "main")
+    assert result.code == 2 and "sets include.path" in result.stderr
+    plant(checkout, "include.path", "/dev/null")
+    git("config", "--file", checkout / ".git/config", "--unset-all", "include.path")
+    git("config", "--file", checkout / ".git/config", "includeIf.gitdir:/.path", str(included))
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(checkout), "--ref", "main")
+    assert result.code == 2 and "sets includeif." in result.stderr.lower()
+    assert not marker.exists()
+
+
+def test_filter_driver_in_config_is_refused(run_cli, git_daemon, checkout, tmp_path, marker):
+    (checkout / ".git/info").mkdir(exist_ok=True)
+    (checkout / ".git/info/attributes").write_text("* filter=x\n")
+    plant(checkout, "filter.x.smudge", script(tmp_path / "smudge", marker))
+    plant(checkout, "filter.x.required", "true")
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(checkout), "--ref", "main")
+    assert result.code == 2 and "sets filter.x.smudge" in result.stderr
+    assert not marker.exists()
+
+
+def test_planted_proxy_never_sees_the_credentials(run_cli, git_http, git_repos, tmp_path):
+    password = tmp_path / "password"
+    password.write_text(PASSWORD + "\n")
+    auth = ["--username", USERNAME, "--password-file", str(password)]
+    dest = tmp_path / "site"
+    assert run_cli("git-clone", git_http.url("main.git"), str(dest), "--ref", "v1", *auth).code == 0
+    proxy = RecordingProxy()
+    try:
+        for key in ("http.proxy", f"http.{git_http.url('')}.proxy", "remote.origin.proxy"):
+            plant(dest, key, proxy.url)
+            result = run_cli("git-clone", git_http.url("main.git"), str(dest), "--ref", "main", *auth)
+            assert result.code == 2 and f"sets {key.lower()}" in result.stderr.lower(), result.stderr
+            git("config", "--file", dest / ".git/config", "--unset", key)
+        time.sleep(0.2)
+        assert proxy.received == []
+    finally:
+        proxy.stop()
+    result = run_cli("git-clone", git_http.url("main.git"), str(dest), "--ref", "main", *auth)
+    assert result.code == 0, result.stderr  # the cleaned checkout is usable again
+    assert head(dest) == git_repos.shas["c2"]
+
+
+def test_poisoned_submodule_config_is_refused(run_cli, git_daemon, tmp_path, marker):
+    dest = tmp_path / "site"
+    assert run_cli("git-clone", git_daemon.url("super.git"), str(dest), "--submodules").code == 0
+    plant(dest, "core.fsmonitor", script(tmp_path / "fsmonitor", marker), ".git/modules/vendor/sub/config")
+    result = run_cli("git-clone", git_daemon.url("super.git"), str(dest), "--submodules")
+    assert result.code == 2 and "modules/vendor/sub/config sets core.fsmonitor" in result.stderr
+    git("config", "--file", dest / ".git/modules/vendor/sub/config", "--unset", "core.fsmonitor")
+    plant(dest, "core.worktree", str(tmp_path / "elsewhere"), ".git/modules/vendor/sub/config")
+    result = run_cli("git-clone", git_daemon.url("super.git"), str(dest), "--submodules")
+    assert result.code == 2 and "core.worktree outside" in result.stderr
+    assert not marker.exists()
+
+
+def test_submodule_gitfile_pointing_elsewhere_is_refused(run_cli, git_daemon, tmp_path, marker):
+    dest = tmp_path / "site"
+    assert run_cli("git-clone", git_daemon.url("super.git"), str(dest)).code == 0
+    evil = tmp_path / "evil"
+    git("init", "-q", evil)
+    plant(evil, "core.fsmonitor", script(tmp_path / "fsmonitor", marker))
+    (dest / "vendor/sub").mkdir(parents=True, exist_ok=True)
+    (dest / "vendor/sub/.git").write_text(f"gitdir: {evil / '.git'}\n")
+    result = run_cli("git-clone", git_daemon.url("super.git"), str(dest), "--submodules")
+    assert result.code == 2 and "does not point into" in result.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("what", ["commondir", "alternates", "symlink", "gitfile", "config-symlink"])
+def test_git_dir_that_leads_elsewhere_is_refused(run_cli, git_daemon, checkout, tmp_path, what):
+    other = tmp_path / "other"
+    git("init", "-q", "--bare", other)
+    gitdir = checkout / ".git"
+    if what == "commondir":
+        (gitdir / "commondir").write_text(f"{other}\n")
+    elif what == "alternates":
+        (gitdir / "objects/info/alternates").write_text(f"{other / 'objects'}\n")
+    elif what == "config-symlink":
+        (gitdir / "config").unlink()
+        (gitdir / "config").symlink_to(other / "config")
+    else:
+        subprocess.run(["rm", "-rf", gitdir], check=True)
+        if what == "symlink":
+            gitdir.symlink_to(other)
+        else:
+            gitdir.write_text(f"gitdir: {other}\n")
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(checkout), "--ref", "main")
+    assert result.code == 2, result.stderr
+    assert len(result.lines) == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the checkout to another uid")
+def test_checkout_owned_by_another_uid_is_still_updated(run_cli, git_daemon, git_repos, checkout):
+    """fsGroup volumes: DEST (and what the app wrote) belong to another uid. git's own
+    ownership check would refuse; initkit checks the content instead."""
+    subprocess.run(["chown", "-R", "65534:65534", checkout], check=True)
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(checkout), "--ref", "main")
+    assert result.code == 0, result.stderr
+    assert git("--git-dir", checkout / ".git", "rev-parse", "HEAD") == git_repos.shas["c2"]
+    assert (checkout / "app/config.txt").read_text() == "version=2\n"
+
+
+# --- #3: credentials never follow a redirect to another host ------------------------
+
+
+@pytest.fixture
+def other_host(git_repos):
+    """A git server on 127.0.0.2 that serves anyone and records every request's headers."""
+    server = GitHTTPServer(git_repos.root, address="127.0.0.2", open_access=True).start()
+    yield server
+    server.stop()
+
+
+def test_credentials_do_not_follow_a_cross_host_redirect(run_cli, other_host, tmp_path):
+    redirector = Redirector(f"http://127.0.0.2:{other_host.port}")
+    password = tmp_path / "password"
+    password.write_text(PASSWORD + "\n")
+    results = []
+    try:
+        for index, (url, auth) in enumerate(
+            (
+                (redirector.url("main.git"), ["--username", USERNAME, "--password-file", str(password)]),
+                (redirector.url("main.git", f"{USERNAME}:{PASSWORD}@"), []),
+            )
+        ):
+            results.append(run_cli("git-clone", url, str(tmp_path / f"site{index}"), *auth))
+    finally:
+        redirector.stop()
+    assert redirector.seen and all("Authorization" in headers for headers in redirector.seen)
+    assert all("Authorization" not in headers for headers in other_host.seen), other_host.seen
+    for index, result in enumerate(results):
+        assert result.code == 1, result.stderr
+        assert "redirect" in result.stderr and PASSWORD not in result.stderr
+        assert not (tmp_path / f"site{index}").exists()
+
+
+def test_a_redirect_without_credentials_is_followed(run_cli, other_host, git_repos, tmp_path):
+    redirector = Redirector(f"http://127.0.0.2:{other_host.port}")
+    try:
+        result = run_cli("git-clone", redirector.url("main.git"), str(tmp_path / "site"))
+    finally:
+        redirector.stop()
+    assert result.code == 0, result.stderr
+    assert head(tmp_path / "site") == git_repos.shas["c2"]
+
+
+# --- #8: a deadline ------------------------------------------------------------------
+
+
+def test_stalled_server_hits_the_timeout(run_cli, git_daemon, git_repos, tmp_path):
+    server = StallingServer()
+    dest = tmp_path / "site"
+    try:
+        started = time.monotonic()
+        result = run_cli("git-clone", server.url("main.git"), str(dest), "--timeout", "2s")
+        elapsed = time.monotonic() - started
+        assert server.requests >= 1
+    finally:
+        server.stop()
+    assert result.code == 1, result.stderr
+    assert "timed out after 2s (--timeout)" in result.stderr and len(result.lines) <= 2
+    assert 2 <= elapsed < 4
+    assert not processes_naming(dest) and not processes_naming(f":{server.port}/")
+    assert not dest.exists()  # nothing a re-run could mistake for a checkout
+
+
+def test_timeout_from_environment_and_zero_means_none(run_cli, git_daemon, git_repos, tmp_path):
+    server = StallingServer()
+    try:
+        result = run_cli("git-clone", server.url("x.git"), str(tmp_path / "a"), env={"INITKIT_GIT_CLONE_TIMEOUT": "1s"})
+    finally:
+        server.stop()
+    assert result.code == 1 and "timed out after 1s" in result.stderr
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(tmp_path / "b"), "--timeout", "0")
+    assert result.code == 0, result.stderr
+    huge = run_cli("git-clone", git_daemon.url("main.git"), str(tmp_path / "c"), "--timeout", "9" * 20)
+    assert huge.code == 0, huge.stderr
+
+
+def test_timeout_mid_fetch_leaves_a_dest_a_rerun_finishes(run_cli, git_repos, tmp_path):
+    slow = GitHTTPServer(git_repos.root, throttled=("/big.git/",), throttle_rate=8 << 20, open_access=True).start()
+    dest = tmp_path / "site"
+    try:
+        result = run_cli("git-clone", slow.url("big.git"), str(dest), "--timeout", "2s")
+        assert result.code == 1 and "timed out" in result.stderr, result.stderr
+        assert not processes_naming(dest)
+        again = run_cli("git-clone", slow.url("big.git"), str(dest), "--timeout", "1m")
+        assert again.code == 0, again.stderr
+    finally:
+        slow.stop()
+    assert head(dest) == git_repos.shas["big"]
+
+
+def test_stalled_http_transfer_fails_on_the_low_speed_limit(run_cli, monkeypatch, tmp_path):
+    from initkit import gitrepo
+
+    monkeypatch.setattr(gitrepo, "LOW_SPEED_TIME", 2)
+    server = StallingServer()
+    try:
+        started = time.monotonic()
+        result = run_cli("git-clone", server.url("main.git"), str(tmp_path / "site"), "--timeout", "0")
+        elapsed = time.monotonic() - started
+    finally:
+        server.stop()
+    assert result.code == 1, result.stderr
+    assert "too slow" in result.stderr.lower() or "timed out" in result.stderr.lower()
+    assert elapsed < 10
+
+
+# --- low: empty arguments --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("repo", "dest", "message"), [("", "site", "REPO is empty"), ("REPO", "", "DEST is empty")])
+def test_empty_repo_or_dest_is_bad_input(run_cli, git_daemon, tmp_path, monkeypatch, repo, dest, message):
+    monkeypatch.chdir(tmp_path)
+    repo = git_daemon.url("main.git") if repo == "REPO" else repo
+    result = run_cli("git-clone", repo, dest)
+    assert result.code == 2 and message in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+# --- defence in depth: what every git call overrides --------------------------------
+
+
+def poisoned_repo(tmp_path: Path, marker: Path) -> Path:
+    repo = tmp_path / "poisoned"
+    git("init", "-q", repo)
+    for key in ("core.fsmonitor", "core.gitProxy", "core.askPass", "core.sshCommand"):
+        plant(repo, key, script(tmp_path / key, marker))
+    plant(repo, "credential.helper", "!" + script(tmp_path / "helper", marker))
+    return repo
+
+
+@pytest.mark.parametrize(
+    ("what", "args"),
+    [
+        ("fsmonitor", ["status"]),
+        ("gitProxy", ["ls-remote", "git://127.0.0.1:9/x.git"]),
+        ("askPass and credential.helper", ["ls-remote", "HTTP"]),
+        ("sshCommand", ["ls-remote", "ssh://git@127.0.0.1:9/x.git"]),
+    ],
+)
+def test_every_git_call_overrides_what_a_checkout_could_run(git_http, tmp_path, marker, what, args):
+    """Even past the allow-list, initkit's environment wins over these keys of a repository's
+    config. The same call without it runs the planted program, so the test can fail."""
+    from initkit import gitrepo
+
+    repo = poisoned_repo(tmp_path, marker)
+    args = [git_http.url("main.git") if arg == "HTTP" else arg for arg in args]
+    argv = ["git", "--git-dir", str(repo / ".git"), "--work-tree", str(repo), *args]
+    plain = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(argv, env=plain, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert marker.exists(), f"control: the planted {what} did not run without initkit's environment"
+    marker.unlink()
+    ssh = gitrepo.ssh_options([], None)
+    env = {**plain, **gitrepo.git_environment(ssh=ssh)}
+    subprocess.run(argv, env=env, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert not marker.exists(), f"the planted {what} ran"
+
+
+# --- refs, for any input --------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ref=st.text(st.characters(blacklist_categories=("Cs",)), max_size=40))
+def test_any_ref_is_accepted_only_if_git_would_take_it_as_a_name(ref):
+    from initkit import gitrepo
+    from initkit.errors import BadInput
+
+    runner = gitrepo.Git(gitrepo.git_environment())
+    try:
+        gitrepo.check_ref(runner, ref)
+    except BadInput as exc:
+        assert "\n" not in str(exc)
+        return
+    assert not ref.startswith("-")
+    named = subprocess.run(["git", "check-ref-format", "--allow-onelevel", ref], capture_output=True)
+    assert named.returncode == 0 or gitrepo.FULL_SHA.match(ref.lower())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ref=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=30))
+def test_any_ref_on_the_command_line_is_exit_1_or_2_in_one_line(run_cli, tmp_path, ref):
+    dest = tmp_path / "site"
+    result = run_cli("git-clone", "git://127.0.0.1:9/x.git", str(dest), "--ref", ref)
+    assert result.code in (1, 2), result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert result.lines[-1].startswith("initkit git-clone: error: ") and len(result.lines) <= 2
+    assert not dest.exists()
+
+
+SSH = ["--known-hosts-file", os.devnull]
+
+
+@pytest.mark.parametrize(
+    ("repo", "args"),
+    [
+        ("ssh://-oProxyCommand=touch${IFS}MARKER/x.git", SSH),
+        ("ssh://-oProxyCommand=x@127.0.0.1/x.git", SSH),
+        ("-oProxyCommand=touch${IFS}MARKER:x.git", SSH),
+        ("git://127.0.0.1:9/x.git", ["--depth", "9" * 20]),
+    ],
+)
+def test_option_like_ssh_hosts_and_huge_depths_are_bad_input(run_cli, tmp_path, marker, repo, args):
+    result = run_cli("git-clone", repo.replace("MARKER", str(marker)), str(tmp_path / "site"), *args)
+    assert result.code == 2, result.stderr
+    assert len(result.lines) == 1 and not marker.exists() and not (tmp_path / "site").exists()
