@@ -165,6 +165,10 @@ class _Frame:
     display: str
     entries: Iterator[os.DirEntry[str]]
     top: bool
+    prefix: str = field(init=False)  # display + "/", to name entries
+
+    def __post_init__(self) -> None:
+        self.prefix = self.display if self.display.endswith("/") else self.display + "/"
 
     def close(self) -> None:
         close = getattr(self.entries, "close", None)
@@ -179,6 +183,7 @@ class _Walker:
         self.mode = mode
         self.umask = umask
         self.counts = _Counts()
+        self._modes: dict[tuple[int, bool], int] = {}  # (st_mode, is_dir) -> new mode: a tree has few distinct modes
         self._next_progress = 0.0
         self._path = ""
 
@@ -228,7 +233,7 @@ class _Walker:
                     self._fix_dir(frame)
                     stack.pop().close()
                     continue
-                display = os.path.join(frame.display, entry.name)
+                display = frame.prefix + entry.name  # cheaper than os.path.join, on every entry
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
@@ -293,7 +298,7 @@ class _Walker:
             self.counts.owners += 1
             changed = True
         if self.mode is not None:
-            want = self.mode.apply(st.st_mode, is_dir=True, umask=self.umask)
+            want = self._wanted(st.st_mode, is_dir=True)
             if want != stat.S_IMODE(st.st_mode):
                 try:
                     os.chmod(frame.fd, want)
@@ -321,7 +326,7 @@ class _Walker:
             if st.st_mode & (stat.S_ISUID | stat.S_ISGID) and not stat.S_ISLNK(st.st_mode):
                 st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)  # chown cleared them, as it does for chown -R
         if self.mode is not None and not stat.S_ISLNK(st.st_mode):
-            want = self.mode.apply(st.st_mode, is_dir=False, umask=self.umask)
+            want = self._wanted(st.st_mode, is_dir=False)
             if want != stat.S_IMODE(st.st_mode) and self._chmod_nofollow(dir_fd, name, st, want, display):
                 self.counts.modes += 1
                 changed = True
@@ -346,6 +351,14 @@ class _Walker:
         finally:
             os.close(fd)
         return True
+
+    def _wanted(self, mode: int, is_dir: bool) -> int:
+        assert self.mode is not None
+        key = (mode, is_dir)
+        want = self._modes.get(key)
+        if want is None:
+            want = self._modes[key] = self.mode.apply(mode, is_dir, self.umask)
+        return want
 
     def _chown_args(self, st: os.stat_result) -> tuple[int, int] | None:
         """(uid, gid) for chown, -1 where nothing changes; None when the owner is right already."""

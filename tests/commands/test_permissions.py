@@ -11,6 +11,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -127,6 +128,7 @@ def test_same_owners_and_modes_as_chown_and_chmod_recursive(volume, run_cli, spe
     result = run_cli("permissions", str(ours), "--owner", f"{APP}:{APP}", "--mode", spec)
 
     assert result.code == 0, result.stderr
+    assert len(result.lines) == 1, result.stderr  # the summary; no warning of a link it tried to chmod
     assert _state(ours) == _state(theirs)
     assert _state(ours) != {k: v for k, v in _state(ours).items() if v[:2] == (OTHER, OTHER)}  # something changed
 
@@ -447,3 +449,26 @@ def test_sigterm_mid_walk_exits_143_within_a_second_and_a_rerun_finishes(volume)
     assert rerun.returncode == 0, rerun.stderr
     assert f"{total} entries checked" in rerun.stderr
     assert {p.lstat().st_uid for p in volume.rglob("*")} == {APP}
+
+
+# --- the CLI contract ---------------------------------------------------------------------------------------
+
+
+def test_help_names_the_one_liner_and_every_environment_variable(run_cli):
+    result = run_cli("permissions", "--help")
+    assert result.code == 0
+    text = " ".join(result.stdout.split())
+    assert "Replaces: chown -R 1001:1001 /data && chmod -R g+rwX /data" in text
+    assert "INITKIT_PERMISSIONS_OWNER" in text and "INITKIT_PERMISSIONS_MODE" in text
+
+
+def test_imports_no_library_it_does_not_use(volume):
+    code = (
+        "import sys\nfrom initkit.cli import run\nassert run(sys.argv[1:]) == 0\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    args = ["permissions", str(volume), "--owner", "1001", "--mode", "g+rwX"]
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=30, check=True)
+    loaded = set(done.stdout.split())
+    assert "click" in loaded
+    assert not loaded & {"requests", "jinja2", "dns", "git", "yaml", "urllib3"}
