@@ -183,7 +183,9 @@ class _Walker:
         self.mode = mode
         self.umask = umask
         self.counts = _Counts()
-        self._modes: dict[tuple[int, bool], int] = {}  # (st_mode, is_dir) -> new mode: a tree has few distinct modes
+        # st_mode -> wanted mode, for files and for directories: a tree has few distinct modes.
+        self._file_modes: dict[int, int] = {}
+        self._dir_modes: dict[int, int] = {}
         self._next_progress = 0.0
         self._path = ""
 
@@ -224,6 +226,10 @@ class _Walker:
         except BaseException:
             os.close(top_fd)
             raise
+        # For the fast path below: on a re-run nearly every entry is already right.
+        want_uid = self.owner.uid if self.owner is not None else None
+        want_gid = self.owner.gid if self.owner is not None else None
+        spec, file_modes = self.mode, self._file_modes
         try:
             while stack:
                 frame = stack[-1]
@@ -233,13 +239,23 @@ class _Walker:
                     self._fix_dir(frame)
                     stack.pop().close()
                     continue
-                display = frame.prefix + entry.name  # cheaper than os.path.join, on every entry
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # removed since it was listed: nothing to fix
                 except OSError as exc:
-                    raise _failure("read", display, exc) from None
+                    raise _failure("read", frame.prefix + entry.name, exc) from None
+                mode = st.st_mode
+                if (
+                    st.st_dev == top_dev
+                    and (want_uid is None or st.st_uid == want_uid)
+                    and (want_gid is None or st.st_gid == want_gid)
+                    and (spec is None or stat.S_ISLNK(mode) or file_modes.get(mode) == mode & 0o7777)
+                    and not stat.S_ISDIR(mode)
+                ):
+                    self._tick()  # a file, link or other entry that is right already
+                    continue
+                display = frame.prefix + entry.name  # cheaper than os.path.join
                 if st.st_dev != top_dev:
                     self.counts.skipped.append(display)
                     log.info(f"skipped {_show(display)}: on another file system (give a mount as its own PATH)")
@@ -354,10 +370,10 @@ class _Walker:
 
     def _wanted(self, mode: int, is_dir: bool) -> int:
         assert self.mode is not None
-        key = (mode, is_dir)
-        want = self._modes.get(key)
+        cache = self._dir_modes if is_dir else self._file_modes
+        want = cache.get(mode)
         if want is None:
-            want = self._modes[key] = self.mode.apply(mode, is_dir, self.umask)
+            want = cache[mode] = self.mode.apply(mode, is_dir, self.umask)
         return want
 
     def _chown_args(self, st: os.stat_result) -> tuple[int, int] | None:
