@@ -88,7 +88,8 @@ def main() -> None:
         tree = base / "data"
         tree.mkdir()
         entries = make_tree(tree, args.files)
-        fs = subprocess.run(["stat", "-f", "-c", "%T", str(tree)], capture_output=True, text=True).stdout.strip()
+        findmnt = ["findmnt", "-no", "FSTYPE", "-T", str(tree)]
+        fs = subprocess.run(findmnt, capture_output=True, text=True, check=False).stdout.strip()
         sample = random.Random(7).sample(entries, min(SAMPLE, len(entries)))
         results: dict[str, dict[str, list[tuple[float, float]]]] = {
             name: {"first": [], "rerun": []} for name in ("baseline", "initkit")

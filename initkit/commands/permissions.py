@@ -207,7 +207,10 @@ class _Walker:
             self._walk(path)
         else:
             parent, name = os.path.split(os.path.normpath(path))
-            parent_fd = os.open(parent or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                parent_fd = os.open(parent or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise _failure("open directory", parent or ".", exc) from None
             try:
                 self._fix_entry(parent_fd, name, st, path)
             finally:
@@ -340,7 +343,10 @@ class _Walker:
             self.counts.owners += 1
             changed = True
             if st.st_mode & (stat.S_ISUID | stat.S_ISGID) and not stat.S_ISLNK(st.st_mode):
-                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)  # chown cleared them, as it does for chown -R
+                try:  # chown cleared them, as it does for chown -R: compute the mode from what is left
+                    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                except OSError as exc:
+                    raise _failure("read", display, exc) from None
         if self.mode is not None and not stat.S_ISLNK(st.st_mode):
             want = self._wanted(st.st_mode, is_dir=False)
             if want != stat.S_IMODE(st.st_mode) and self._chmod_nofollow(dir_fd, name, st, want, display):
