@@ -122,7 +122,8 @@ def command(paths: tuple[str, ...], owner: Owner | None, mode: ModeSpec | None) 
     Symlinks are never followed (they are lchown'ed, never chmod'ed);
     `lost+found` at the top of a PATH and anything on another file system are
     skipped. X in a mode means execute for directories and for files someone can
-    already execute, as with chmod. Needs CAP_CHOWN and CAP_FOWNER only.
+    already execute, as with chmod. Needs CAP_CHOWN and CAP_FOWNER (and
+    CAP_DAC_READ_SEARCH for directories that others cannot read and search).
 
     Replaces: chown -R 1001:1001 /data && chmod -R g+rwX /data
     """
@@ -137,7 +138,8 @@ def command(paths: tuple[str, ...], owner: Owner | None, mode: ModeSpec | None) 
     for path in paths:
         counts = walker.run(path)
         log.info(
-            f"{_show(path)}: {counts.checked} entries checked, {counts.changed} changed "
+            f"{_show(path)}: {counts.checked} {'entry' if counts.checked == 1 else 'entries'} checked, "
+            f"{counts.changed} changed "
             f"({counts.owners} owner, {counts.modes} mode)",
             path=path,
             checked=counts.checked,
@@ -306,7 +308,6 @@ class _Walker:
     def _fix_dir(self, frame: _Frame) -> None:
         """Change a directory through its open descriptor: it cannot be a link."""
         st = os.fstat(frame.fd)
-        self._tick()
         changed = False
         chown = self._chown_args(st)
         if chown is not None:
@@ -326,10 +327,10 @@ class _Walker:
                 self.counts.modes += 1
                 changed = True
         self.counts.changed += changed
+        self._tick()
 
     def _fix_entry(self, dir_fd: int, name: str, st: os.stat_result, display: str) -> None:
         """A file, link, socket, fifo or device, by name relative to its directory's descriptor."""
-        self._tick()
         changed = False
         chown = self._chown_args(st)
         if chown is not None:
@@ -353,6 +354,7 @@ class _Walker:
                 self.counts.modes += 1
                 changed = True
         self.counts.changed += changed
+        self._tick()
 
     def _chmod_nofollow(self, dir_fd: int, name: str, listed: os.stat_result, want: int, display: str) -> bool:
         try:

@@ -221,7 +221,7 @@ def test_a_file_path_and_several_paths(volume, run_cli):
     assert _state(volume)["one"] == (APP, APP, 0o640)
     assert _state(volume)["two"] == (APP, APP, 0o740)
     assert _state(volume)["two/inner"] == (APP, APP, 0o640)
-    assert result.lines[-2].endswith(f"{one}: 1 entries checked, 1 changed (1 owner, 1 mode)")
+    assert result.lines[-2].endswith(f"{one}: 1 entry checked, 1 changed (1 owner, 1 mode)")
     assert result.lines[-1].endswith(f"{two}: 2 entries checked, 2 changed (2 owner, 2 mode)")
 
 
@@ -244,6 +244,41 @@ def test_every_option_from_the_environment_and_json_logs(volume, run_cli):
         ("permissions", str(a), 1, 1),
         ("permissions", str(b), 1, 1),
     ]
+
+
+def test_progress_lines_on_a_large_tree(volume, run_cli, monkeypatch):
+    from initkit.commands import permissions
+
+    for d in range(3):
+        sub = volume / f"d{d}"
+        sub.mkdir()
+        for f in range(1000):
+            (sub / f"f{f}").touch()
+    monkeypatch.setattr(permissions, "_PROGRESS_EVERY", 0.0)  # a line every 1,024 entries
+    result = run_cli("permissions", str(volume), "--owner", str(APP))
+    assert result.code == 0, result.stderr
+    assert result.lines[:-1] == [
+        f"initkit permissions: {volume}: {n} entries checked so far, {n} changed" for n in (1024, 2048)
+    ]
+    assert result.lines[-1].endswith("3004 entries checked, 3004 changed (3004 owner, 0 mode)")
+
+
+def test_a_mode_without_who_letters_leaves_the_umask_bits_alone(volume, run_cli):
+    target = _file(volume / "f", 0o600)
+    previous = os.umask(0o027)
+    try:
+        result = run_cli("permissions", str(target), "--mode", "+r")
+    finally:
+        os.umask(previous)
+    assert result.code == 0, result.stderr
+    assert _state(volume)["f"][2] == 0o640  # as chmod +r: not o+r, the umask holds it
+
+
+def test_errors_are_json_too(volume, run_cli):
+    result = run_cli("--log-format", "json", "permissions", str(volume / "nope"), "--owner", "1")
+    assert result.code == 2
+    (record,) = [json.loads(line) for line in result.lines]
+    assert record["level"] == "error" and record["msg"] == f"{volume}/nope: not found"
 
 
 # --- bad input: exit 2, one line, nothing changed ---------------------------------------------------------
