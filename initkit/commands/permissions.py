@@ -19,7 +19,8 @@ follows a symlink that a swapped directory puts in its way. This walk:
 - needs CAP_CHOWN (chown) and CAP_FOWNER (chmod of files root does not own) and
   nothing else, except CAP_DAC_READ_SEARCH for directories that root cannot
   search without it (mode 0700 and owned by the app user, e.g. a database's
-  data directory); a missing capability is exit 1 naming it.
+  data directory), or the broader CAP_DAC_OVERRIDE, which unlike it is in Pod
+  Security's baseline set; a missing capability is exit 1 naming it.
 """
 
 from __future__ import annotations
@@ -411,7 +412,7 @@ def _failure(op: str, display: str, exc: OSError, owner: Owner | None = None) ->
     if exc.errno == errno.EACCES:
         return JobFailed(
             f"cannot {op} {where}: permission denied (to walk directories it cannot search otherwise, "
-            "the container needs CAP_DAC_READ_SEARCH)"
+            "the container needs CAP_DAC_READ_SEARCH, or CAP_DAC_OVERRIDE under Pod Security's baseline)"
         )
     if exc.errno == errno.EROFS:
         return JobFailed(f"cannot {op} {where}: read-only file system")

@@ -376,7 +376,7 @@ def test_chown_and_fowner_are_enough_for_a_volume_root_can_search(volume):
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
-def test_a_directory_root_cannot_search_needs_dac_read_search(volume):
+def test_a_directory_root_cannot_search_needs_dac_read_search_or_dac_override(volume):
     private = _dir(volume / "pgdata", 0o700)  # a database's data directory: the app's, 0700
     _file(private / "PG_VERSION", 0o600)
     args = ["permissions", str(volume), "--owner", f"{APP}:{APP}"]
@@ -384,11 +384,15 @@ def test_a_directory_root_cannot_search_needs_dac_read_search(volume):
     assert denied.returncode == 1, denied.stderr
     assert denied.stderr.splitlines() == [
         f"initkit permissions: error: cannot open directory {private}: permission denied "
-        "(to walk directories it cannot search otherwise, the container needs CAP_DAC_READ_SEARCH)"
+        "(to walk directories it cannot search otherwise, the container needs CAP_DAC_READ_SEARCH, "
+        "or CAP_DAC_OVERRIDE under Pod Security's baseline)"
     ]
-    allowed = _setpriv("--bounding-set", "-all,+chown,+fowner,+dac_read_search", args=args)
-    assert allowed.returncode == 0, allowed.stderr
-    assert _state(volume)["pgdata/PG_VERSION"] == (APP, APP, 0o600)
+    assert _state(volume)["pgdata/PG_VERSION"] == (OTHER, OTHER, 0o600)
+    for extra in ("dac_read_search", "dac_override"):
+        os.chown(private / "PG_VERSION", OTHER, OTHER)
+        allowed = _setpriv("--bounding-set", f"-all,+chown,+fowner,+{extra}", args=args)
+        assert allowed.returncode == 0, allowed.stderr
+        assert _state(volume)["pgdata/PG_VERSION"] == (APP, APP, 0o600)
 
 
 # --- races: a directory or file swapped for a link after it was listed ------------------------------------
