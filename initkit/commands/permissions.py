@@ -239,7 +239,10 @@ class _Walker:
         try:
             while stack:
                 frame = stack[-1]
-                entry = next(frame.entries, None)
+                try:
+                    entry = next(frame.entries, None)
+                except OSError as exc:  # getdents failing half-way: an I/O error, a file system gone
+                    raise _failure("read directory", frame.display, exc) from None
                 if entry is None:
                     # Content first, then the directory: a mode taking away search rights comes last.
                     self._fix_dir(frame)
