@@ -29,7 +29,10 @@ umasks = st.one_of(st.sampled_from([0o022, 0o002, 0o077, 0o000]), st.integers(0,
 
 def chmod(spec: str, path: Path, umask: int) -> subprocess.CompletedProcess[str]:
     # `--`: a spec such as -w must not be taken for an option.
-    return subprocess.run([CHMOD, "--", spec, str(path)], umask=umask, capture_output=True, text=True, check=False)
+    env = {**os.environ, "LC_ALL": "C"}  # its messages, which the tests read, in English
+    return subprocess.run(
+        [CHMOD, "--", spec, str(path)], umask=umask, env=env, capture_output=True, text=True, check=False
+    )
 
 
 def scratch(base: Path, is_dir: bool, mode: int) -> Path:
