@@ -122,6 +122,7 @@ def test_same_owners_and_modes_as_chown_and_chmod_recursive(volume, run_cli, spe
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "LC_ALL": "C"},
     )
     assert baseline.returncode == 0 or "new permissions are" in baseline.stderr, baseline.stderr
 
