@@ -22,6 +22,7 @@ COMMANDS = {
     "sleep": ("initkit.commands.sleep", "Sleep for a duration."),
     "git-clone": ("initkit.commands.git_clone", "Clone or update a git repository, idempotently."),
     "render": ("initkit.commands.render", "Render Jinja templates with pod facts and values."),
+    "permissions": ("initkit.commands.permissions", "Set a volume's owner and mode, changing only what differs."),
     "info": ("initkit.commands.info", "Print the pod facts as JSON."),
 }
 
