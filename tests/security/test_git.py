@@ -290,7 +290,8 @@ def test_timeout_from_environment_and_zero_means_none(run_cli, git_daemon, git_r
     result = run_cli("git-clone", git_daemon.url("main.git"), str(tmp_path / "b"), "--timeout", "0")
     assert result.code == 0, result.stderr
     huge = run_cli("git-clone", git_daemon.url("main.git"), str(tmp_path / "c"), "--timeout", "9" * 20)
-    assert huge.code == 0, huge.stderr
+    assert huge.code == 2 and "at most 365d" in huge.stderr  # one duration rule for every command
+    assert not (tmp_path / "c").exists()
 
 
 def test_timeout_mid_fetch_leaves_a_dest_a_rerun_finishes(run_cli, git_repos, tmp_path):
