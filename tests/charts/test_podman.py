@@ -28,6 +28,7 @@ from tests.images import harness
 pytestmark = [pytest.mark.helm, pytest.mark.podman]
 
 IMAGE = harness.IMAGE  # initkit:dev unless INITKIT_IMAGE says otherwise
+IMAGE_SLIM = harness.IMAGE_SLIM  # initkit:dev-slim: the chart's default for steps that need no git
 REPOSITORY, TAG = IMAGE.rsplit(":", 1)
 APP = "myapp-initkit-example"
 
@@ -64,32 +65,13 @@ def values(repo: str) -> dict[str, Any]:
                 {"name": "workspace", "emptyDir": {}},
                 {"name": "config", "emptyDir": {"medium": "Memory"}},
             ],
-            "steps": [
-                {
-                    "kind": "wait-for",
-                    "targets": ["dns:myservice", "dns:mydb"],
-                    "timeout": "90s",
-                    "interval": "200ms",
-                },
-                {"kind": "sleep", "duration": "500ms"},
-                {
-                    "kind": "git-clone",
-                    "repo": repo,
-                    "depth": 1,
-                    "volume": {"name": "workspace", "mountPath": "/workspace"},
-                    "dest": "/workspace/site",
-                },
-                {
-                    "kind": "render",
-                    "template": {
-                        "configMap": '{{ include "initkit-example.fullname" . }}-config',
-                        "key": "config.yaml.j2",
-                    },
-                    "set": {"greeting": "hello-from-podman"},
-                    "volume": {"name": "config", "mountPath": "/config"},
-                    "dest": "/config/config.yaml",
-                },
-            ],
+            # The example's steps, switched on and changed by key (maps merge).
+            "steps": {
+                "wait-for-services": {"timeout": "90s", "interval": "200ms"},
+                "sleep": {"kind": "sleep", "order": 15, "duration": "500ms"},
+                "git-clone": {"enabled": True, "repo": repo, "depth": 1},
+                "render": {"enabled": True, "set": {"greeting": "{{ .Release.Name }}-from-podman"}},
+            },
         },
     }
 
@@ -119,7 +101,7 @@ def service_pod(name: str) -> dict[str, Any]:
 def podman_ready() -> None:
     if shutil.which("podman") is None:
         missing("podman not installed")
-    harness.require_engine((IMAGE,))
+    harness.require_engine((IMAGE, IMAGE_SLIM))
 
 
 def test_example_pod_runs_its_init_containers_then_the_app(
@@ -138,6 +120,7 @@ def test_example_pod_runs_its_init_containers_then_the_app(
 
     with harness.PodmanSandbox(tmp_path) as pm:
         pm.load_image(IMAGE)
+        pm.load_image(IMAGE_SLIM)
         # Play the app first: its wait-for init container must hold it until the
         # services exist, which are played a moment later.
         played: dict[str, subprocess.CompletedProcess] = {}
@@ -166,10 +149,10 @@ def test_example_pod_runs_its_init_containers_then_the_app(
         events = pm.container_events()
         started = [e["Name"] for e in events if e["Status"] == "start" and e["Name"].startswith(APP)]
         assert started == [
-            f"{APP}-initkit-wait-for",
-            f"{APP}-initkit-sleep",
-            f"{APP}-initkit-git-clone",
-            f"{APP}-initkit-render",
+            f"{APP}-wait-for-services",
+            f"{APP}-sleep",
+            f"{APP}-git-clone",
+            f"{APP}-render",
             app_container,
         ]
         died = [e["Name"] for e in events if e["Status"] == "died" and e["Name"].startswith(APP)]
@@ -178,4 +161,4 @@ def test_example_pod_runs_its_init_containers_then_the_app(
         log = pm.logs(app_container)
         assert exit_code == "0", log
         assert f"rendered by initkit for {APP} in demo" in log
-        assert "greeting: hello-from-podman" in log
+        assert "greeting: myapp-from-podman" in log, "the set value went through tpl"
