@@ -114,10 +114,10 @@ def find_tool(env: str, relative: str) -> Path | None:
     return path if path.is_file() and os.access(path, os.X_OK) else None
 
 
-def missing(reason: str) -> None:
+def missing(reason: str, fix: str = "run .ci/setup-helm.sh") -> None:
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: run .ci/setup-helm.sh first)", pytrace=False)
-    pytest.skip(f"{reason}; run .ci/setup-helm.sh to get it")
+        pytest.fail(f"{reason} (CI=true: {fix} first)", pytrace=False)
+    pytest.skip(f"{reason}; {fix} to get it")
 
 
 def copy_charts(dest: Path) -> None:
