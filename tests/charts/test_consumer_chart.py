@@ -147,6 +147,23 @@ def test_helm_create_chart_has_one_volumes_list_with_both(helm: Helm, tmp_path: 
     assert all(c["securityContext"]["runAsUser"] == 65532 for c in spec["initContainers"])
 
 
+def test_unescaped_runtime_jinja_in_a_templated_field_fails_at_render(helm: Helm, tmp_path: Path) -> None:
+    """Only escaped ({{ "{{ pod.name }}" }}) does initkit's Jinja survive tpl: unescaped, Helm refuses it."""
+    chart = helm_create(helm, tmp_path, [None])
+    register = {**REGISTER, "url": "http://registry/pods/{{ pod.name }}"}
+    with pytest.raises(HelmFailed) as failed:
+        render(helm, chart, tmp_path, {"initkit": {"steps": {"register": register}}})
+    assert 'function "pod" not defined' in failed.value.stderr
+
+
+def test_the_edited_scaffold_lints_strict(helm: Helm, tmp_path: Path) -> None:
+    chart = helm_create(helm, tmp_path, ["setup"])
+    values = tmp_path / "lint-values.yaml"
+    values.write_text(yaml.safe_dump({"volumes": [SCAFFOLD_VOLUME], "setup": {"steps": {"register": REGISTER}}}))
+    result = helm.run("lint", "--strict", chart, "--values", values)
+    assert "0 chart(s) failed" in result.stdout
+
+
 def test_two_initkit_configurations_in_one_chart(helm: Helm, tmp_path: Path) -> None:
     chart = helm_create(helm, tmp_path, ["setup", "fetch"])
     values = {
