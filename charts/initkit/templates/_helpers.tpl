@@ -119,7 +119,8 @@ Usage:
 {{- $names := list -}}
 {{- $all := concat ((.values.image | default dict).pullSecrets | default list) ((.context.Values.global | default dict).imagePullSecrets | default list) -}}
 {{- range $all -}}
-{{- $name := kindIs "map" . | ternary (dig "name" "" (kindIs "map" . | ternary . dict)) . -}}
+{{- $name := . -}}
+{{- if kindIs "map" . }}{{ $name = .name | default "" }}{{ end -}}
 {{- $name = include "initkit.tpl" (dict "value" $name "context" $.context) -}}
 {{- if and $name (not (has $name $names)) }}{{ $names = append $names $name }}{{ end -}}
 {{- end -}}
