@@ -185,3 +185,13 @@ def test_invalid_example_values_fail_clearly(helm: Helm, tmp_path: Path, values:
     stderr = run_invalid(helm, tmp_path, values)
     assert SCHEMA_ERROR in stderr
     assert message in stderr, stderr
+
+
+def test_values_schema_is_generated() -> None:
+    """charts/initkit/values.schema.json is tests/charts/values_schema.py's output."""
+    from tests.charts import values_schema
+    from tests.charts.conftest import LIBRARY
+
+    assert (LIBRARY / "values.schema.json").read_text() == values_schema.render(), (
+        "regenerate: .venv/bin/python -m tests.charts.values_schema > charts/initkit/values.schema.json"
+    )
