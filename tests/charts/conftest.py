@@ -107,10 +107,17 @@ def find_helm(name: str) -> Path | None:
     return path if path.is_file() and os.access(path, os.X_OK) else None
 
 
-def missing(reason: str) -> None:
+def find_tool(env: str, relative: str) -> Path | None:
+    """A tool .ci/setup-helm.sh installs under .ci/bin (the env variable overrides the path)."""
+    override = os.environ.get(env)
+    path = Path(override) if override else ROOT / ".ci" / "bin" / relative
+    return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def missing(reason: str, fix: str = "run .ci/setup-helm.sh") -> None:
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: run .ci/setup-helm.sh first)", pytrace=False)
-    pytest.skip(f"{reason}; run .ci/setup-helm.sh to get it")
+        pytest.fail(f"{reason} (CI=true: {fix} first)", pytrace=False)
+    pytest.skip(f"{reason}; {fix} to get it")
 
 
 def copy_charts(dest: Path) -> None:

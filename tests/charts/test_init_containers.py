@@ -23,6 +23,8 @@ DOWNWARD_ENV = [
     {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
     {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
 ]
+SLIM = f"ghcr.io/initkit/initkit:{APP_VERSION}-slim"
+FULL = f"ghcr.io/initkit/initkit:{APP_VERSION}"
 HARDENED = {
     "runAsNonRoot": True,
     "runAsUser": 65532,
@@ -43,7 +45,14 @@ def write_values(tmp_path: Path, values: dict[str, Any]) -> Path:
 
 
 def steps_values(tmp_path: Path, *steps: dict[str, Any], **initkit: Any) -> Path:
-    return write_values(tmp_path, {"initkit": {**initkit, "steps": list(steps)}})
+    """Values whose steps are `steps`, in this order (keyed by their `name`, else step-N),
+    with the example chart's default wait-for step switched off."""
+    keyed: dict[str, Any] = {"wait-for-services": {"enabled": False}}
+    for index, step in enumerate(steps):
+        step = dict(step)
+        name = step.pop("name", f"step-{index}")
+        keyed[name] = {"order": 100 + index, **step}
+    return write_values(tmp_path, {"initkit": {**initkit, "steps": keyed}})
 
 
 def init_containers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -61,11 +70,14 @@ def test_defaults_wait_for_myservice_and_mydb(helm: Helm) -> None:
     assert wait["name"] == "wait-for-services"
     assert wait["command"] == ["initkit"]
     assert wait["args"] == ["wait-for", "dns:myservice", "dns:mydb", "--timeout", "5m", "--interval", "2s"]
-    assert wait["image"] == f"ghcr.io/initkit/initkit:{APP_VERSION}"
+    assert wait["image"] == SLIM, "steps that need no git run the slim image"
     assert wait["imagePullPolicy"] == "IfNotPresent"
     assert wait["env"] == DOWNWARD_ENV
     assert wait["securityContext"] == HARDENED
-    assert wait["resources"] == {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}
+    assert wait["resources"] == {
+        "requests": {"cpu": "10m", "memory": "32Mi"},
+        "limits": {"cpu": "500m", "memory": "128Mi"},
+    }
     assert "volumeMounts" not in wait
     (app,) = spec["containers"]
     assert app["name"] == "myapp"
@@ -84,13 +96,7 @@ def test_all_steps_in_the_order_given(helm: Helm) -> None:
     (pod,) = [d for d in docs if d["kind"] == "Pod"]
     assert pod["spec"]["restartPolicy"] == "OnFailure"
     containers = init_containers(docs)
-    assert [c["name"] for c in containers] == [
-        "initkit-wait-for",
-        "initkit-register",
-        "initkit-sleep",
-        "initkit-git-clone",
-        "initkit-render",
-    ]
+    assert [c["name"] for c in containers] == ["wait-for-services", "register", "sleep", "git-clone", "render"]
     assert [c["args"][1] for c in containers] == ["wait-for", "register", "sleep", "git-clone", "render"]
     for container in containers:
         assert container["args"][0] == "--debug"
@@ -98,19 +104,21 @@ def test_all_steps_in_the_order_given(helm: Helm) -> None:
         assert container["env"][5:] == [{"name": "TZ", "value": "UTC"}]
         assert container["securityContext"] == HARDENED
         assert container["imagePullPolicy"] == "Always"
-        assert container["image"] == ("registry.example.invalid/initkit/initkit@sha256:" + "0" * 63 + "2"), (
-            "global.imageRegistry and image.digest apply"
+        digest = "2" if container["name"] == "git-clone" else "3"
+        assert container["image"] == f"registry.example.invalid/initkit/initkit@sha256:{'0' * 63}{digest}", (
+            "global.imageRegistry applies; git-clone runs the full image (digest), the others the slim one (slimDigest)"
         )
+    assert workload(docs)["imagePullSecrets"] == [{"name": "initkit-pull"}, {"name": "mirror-pull"}]
     assert workload(docs)["containers"][0]["image"] == (
         "registry.example.invalid/library/busybox@sha256:" + "0" * 63 + "1"
     )
-    sleep = by_name(containers)["initkit-sleep"]
+    sleep = by_name(containers)["sleep"]
     assert sleep["args"] == ["--debug", "sleep", "1s"]
 
 
 def test_register_args_and_secret_token_file(helm: Helm) -> None:
     docs = helm.template(CI / "register-values.yaml")
-    register = by_name(init_containers(docs))["initkit-register"]
+    register = by_name(init_containers(docs))["register"]
     assert register["args"] == [
         "register",
         "https://registry.example.invalid/api/v1/instances",
@@ -130,19 +138,19 @@ def test_register_args_and_secret_token_file(helm: Helm) -> None:
         "90s",
     ]
     assert register["volumeMounts"] == [
-        {"name": "initkit-register-token", "mountPath": "/var/run/initkit/token", "readOnly": True},
-        {"name": "initkit-register-ca", "mountPath": "/var/run/initkit/ca", "readOnly": True},
+        {"name": "register-token", "mountPath": "/var/run/initkit/token", "readOnly": True},
+        {"name": "register-ca", "mountPath": "/var/run/initkit/ca", "readOnly": True},
     ]
     volumes = by_name(workload(docs)["volumes"])
-    assert volumes["initkit-register-token"] == {
-        "name": "initkit-register-token",
+    assert volumes["register-token"] == {
+        "name": "register-token",
         "secret": {
             "secretName": "myapp-register",
             "items": [{"key": "token", "path": "token"}],
             "defaultMode": SECRET_MODE,
         },
     }
-    assert volumes["initkit-register-ca"]["configMap"] == {
+    assert volumes["register-ca"]["configMap"] == {
         "name": "registry-ca",
         "items": [{"key": "ca.crt", "path": "ca.crt"}],
         "defaultMode": SECRET_MODE,
@@ -151,7 +159,8 @@ def test_register_args_and_secret_token_file(helm: Helm) -> None:
 
 def test_git_clone_https_password_file(helm: Helm) -> None:
     docs = helm.template(CI / "git-clone-https-values.yaml")
-    clone = by_name(init_containers(docs))["initkit-git-clone"]
+    clone = by_name(init_containers(docs))["git-clone"]
+    assert clone["image"] == FULL, "git-clone needs git: the full image"
     assert clone["args"] == [
         "git-clone",
         "https://git.example.invalid/myapp/site.git",
@@ -168,26 +177,29 @@ def test_git_clone_https_password_file(helm: Helm) -> None:
     ]
     assert clone["volumeMounts"] == [
         {"name": "workspace", "mountPath": "/workspace"},
-        {"name": "initkit-git-clone-password", "mountPath": "/var/run/initkit/password", "readOnly": True},
+        {"name": "git-clone-password", "mountPath": "/var/run/initkit/password", "readOnly": True},
     ]
-    assert clone["resources"] == {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
-    assert by_name(workload(docs)["volumes"])["initkit-git-clone-password"]["secret"]["secretName"] == "myapp-git"
+    assert clone["resources"] == {
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "limits": {"cpu": "1", "memory": "256Mi"},
+    }
+    assert by_name(workload(docs)["volumes"])["git-clone-password"]["secret"]["secretName"] == "myapp-git"
 
 
 def test_git_clone_ssh_key_and_known_hosts_readable_by_65532(helm: Helm) -> None:
     docs = helm.template(CI / "git-clone-ssh-values.yaml")
-    clone = by_name(init_containers(docs))["initkit-git-clone"]
+    clone = by_name(init_containers(docs))["git-clone"]
     assert clone["args"] == [
         "git-clone",
         "ssh://git@git.example.invalid/myapp/site.git",
-        "/workspace",
+        "/workspace/site",
         "--ssh-key-file",
         "/var/run/initkit/ssh-key/ssh-privatekey",
         "--known-hosts-file",
         "/var/run/initkit/known-hosts/known_hosts",
     ]
     volumes = by_name(workload(docs)["volumes"])
-    key = volumes["initkit-git-clone-ssh-key"]["secret"]
+    key = volumes["git-clone-ssh-key"]["secret"]
     # Secret files are owned by root: mode 0444 lets uid 65532 read the key, and ssh
     # accepts it because the file is not owned by the user running ssh.
     assert key == {
@@ -195,12 +207,13 @@ def test_git_clone_ssh_key_and_known_hosts_readable_by_65532(helm: Helm) -> None
         "items": [{"key": "ssh-privatekey", "path": "ssh-privatekey"}],
         "defaultMode": SECRET_MODE,
     }
-    assert volumes["initkit-git-clone-known-hosts"]["secret"]["secretName"] == "myapp-deploy-key"
+    assert volumes["git-clone-known-hosts"]["secret"]["secretName"] == "myapp-deploy-key"
 
 
 def test_render_template_from_the_charts_configmap(helm: Helm) -> None:
     docs = helm.template(CI / "render-values.yaml")
-    render = by_name(init_containers(docs))["initkit-render"]
+    render = by_name(init_containers(docs))["render"]
+    assert render["image"] == SLIM
     assert render["args"] == [
         "render",
         "/var/run/initkit/template/config.yaml.j2",
@@ -224,10 +237,10 @@ def test_render_template_from_the_charts_configmap(helm: Helm) -> None:
     ]
     volumes = by_name(workload(docs)["volumes"])
     configmaps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
-    template_cm = volumes["initkit-render-template"]["configMap"]["name"]
+    template_cm = volumes["render-template"]["configMap"]["name"]
     assert template_cm == "myapp-initkit-example-config"
     assert "config.yaml.j2" in configmaps[template_cm]["data"]
-    assert volumes["initkit-render-values-1"]["secret"]["secretName"] == "myapp-secret-values"
+    assert volumes["render-values-1"]["secret"]["secretName"] == "myapp-secret-values"
 
 
 def test_no_secret_is_rendered(helm: Helm) -> None:
@@ -287,10 +300,11 @@ def test_secret_literals_are_refused_even_without_schema(
 def test_step_overrides_and_disabled_steps(helm: Helm, tmp_path: Path) -> None:
     values = steps_values(
         tmp_path,
-        {"kind": "sleep", "duration": 1},
+        {"kind": "sleep", "name": "initkit-sleep", "duration": 1},
         {"kind": "register", "url": "http://r.invalid", "enabled": False},
         {
             "kind": "sleep",
+            "name": "initkit-sleep-2",
             "duration": "1m30s",
             "securityContext": {"runAsUser": 1000, "readOnlyRootFilesystem": False},
             "resources": {},
@@ -302,7 +316,7 @@ def test_step_overrides_and_disabled_steps(helm: Helm, tmp_path: Path) -> None:
         quiet=True,
     )
     containers = init_containers(helm.template(values))
-    assert [c["name"] for c in containers] == ["initkit-sleep", "initkit-sleep-2", "wait-db"]
+    assert [c["name"] for c in containers] == ["initkit-sleep", "initkit-sleep-2", "wait-db"], "by order"
     first, second, wait = containers
     assert first["args"] == ["--log-format", "json", "--quiet", "sleep", "1s"]
     assert second["args"] == ["--log-format", "json", "--quiet", "sleep", "1m30s", "--extra"]
@@ -312,51 +326,143 @@ def test_step_overrides_and_disabled_steps(helm: Helm, tmp_path: Path) -> None:
     assert wait["args"][3:] == ["wait-for", "tcp:mydb:5432", "file:/ready"]
 
 
+GIT_CLONE = {
+    "kind": "git-clone",
+    "order": 50,
+    "repo": "https://g.invalid/r.git",
+    "volume": {"name": "workspace", "mountPath": "/workspace"},
+}
+
+
 @pytest.mark.parametrize(
-    ("image", "global_registry", "expected"),
+    ("image", "step_image", "global_registry", "expected"),
     [
-        ({}, None, f"ghcr.io/initkit/initkit:{APP_VERSION}"),
-        ({"registry": "", "repository": "initkit", "tag": "dev"}, None, "initkit:dev"),
-        ({"tag": "1.2.3"}, "mirror.invalid:5000", "mirror.invalid:5000/initkit/initkit:1.2.3"),
-        ({"digest": "sha256:" + "a" * 64}, None, "ghcr.io/initkit/initkit@sha256:" + "a" * 64),
+        ({}, {}, None, (SLIM, FULL)),
+        ({"registry": "", "repository": "initkit", "tag": "dev"}, {}, None, ("initkit:dev-slim", "initkit:dev")),
+        (
+            {"tag": "1.2.3"},
+            {},
+            "mirror.invalid:5000",
+            ("mirror.invalid:5000/initkit/initkit:1.2.3-slim", "mirror.invalid:5000/initkit/initkit:1.2.3"),
+        ),
+        ({"tag": "0.1.0-slim"}, {"tag": "0.1.0"}, None, ("ghcr.io/initkit/initkit:0.1.0-slim", FULL)),
+        ({"slim": False}, {}, None, (FULL, FULL)),
+        ({}, {"slim": False}, None, (FULL, FULL)),
+        ({}, {"repository": "mirror/initkit", "tag": "edge"}, None, ("ghcr.io/mirror/initkit:edge", FULL)),
+        (
+            {"digest": "sha256:" + "a" * 64},
+            {},
+            None,
+            ("ghcr.io/initkit/initkit@sha256:" + "a" * 64, "ghcr.io/initkit/initkit@sha256:" + "a" * 64),
+        ),
+        (
+            {"digest": "sha256:" + "a" * 64, "slimDigest": "sha256:" + "b" * 64},
+            {},
+            None,
+            ("ghcr.io/initkit/initkit@sha256:" + "b" * 64, "ghcr.io/initkit/initkit@sha256:" + "a" * 64),
+        ),
     ],
-    ids=["default-appVersion", "local-dev", "global-registry", "digest"],
+    ids=[
+        "default-appVersion",
+        "local-dev",
+        "global-registry",
+        "slim-tag-given",
+        "slim-off",
+        "slim-off-for-one-step",
+        "step-own-image",
+        "digest-pins-full-image",
+        "slim-digest",
+    ],
 )
-def test_image_reference(
-    helm: Helm, tmp_path: Path, image: dict[str, str], global_registry: str | None, expected: str
+def test_image_per_step(
+    helm: Helm,
+    tmp_path: Path,
+    image: dict[str, Any],
+    step_image: dict[str, Any],
+    global_registry: str | None,
+    expected: tuple[str, str],
 ) -> None:
-    values: dict[str, Any] = {"initkit": {"image": image}}
+    """wait-for (slim unless told) and git-clone (always the full image, it needs git)."""
+    steps = {"wait-for-services": {"image": step_image}, "clone": {**GIT_CLONE, "image": {}}}
+    if "tag" in step_image and "repository" not in step_image:
+        steps = {"wait-for-services": {}, "clone": {**GIT_CLONE, "image": step_image}}
+    values: dict[str, Any] = {"initkit": {"image": image, "steps": steps}}
     if global_registry:
         values["global"] = {"imageRegistry": global_registry}
-    (container,) = init_containers(helm.template(write_values(tmp_path, values)))
-    assert container["image"] == expected
+    wait, clone = init_containers(helm.template(write_values(tmp_path, values)))
+    assert (wait["image"], clone["image"]) == expected
+
+
+def test_git_clone_refuses_the_slim_image(helm: Helm, tmp_path: Path) -> None:
+    values = {"initkit": {"steps": {"clone": {**GIT_CLONE, "image": {"tag": "0.1.0-slim"}}}}}
+    with pytest.raises(HelmFailed) as failed:
+        helm.template(write_values(tmp_path, values))
+    assert 'step "clone" (git-clone) needs the full image (with git), but its tag "0.1.0-slim"' in failed.value.stderr
+
+
+@pytest.mark.parametrize(
+    ("pull_secrets", "global_secrets", "expected"),
+    [
+        ([], [], None),
+        (["initkit-pull"], [], ["initkit-pull"]),
+        ([], [{"name": "mirror"}], ["mirror"]),
+        (["a", {"name": "b"}], ["b", "{{ .Release.Name }}-pull"], ["a", "b", "myapp-pull"]),
+    ],
+    ids=["none", "image", "global", "both-deduplicated-tpl"],
+)
+def test_image_pull_secrets(
+    helm: Helm, tmp_path: Path, pull_secrets: list[Any], global_secrets: list[Any], expected: list[str] | None
+) -> None:
+    values = {"global": {"imagePullSecrets": global_secrets}, "initkit": {"image": {"pullSecrets": pull_secrets}}}
+    spec = workload(helm.template(write_values(tmp_path, values)))
+    assert spec.get("imagePullSecrets") == (None if expected is None else [{"name": n} for n in expected])
+
+
+def test_steps_are_addressable_with_set(helm: Helm) -> None:
+    """A map keyed by step name: --set changes one step without restating the others."""
+    containers = init_containers(
+        helm.template(
+            set_values=(
+                "initkit.steps.render.enabled=true",
+                "initkit.steps.render.order=5",
+                "initkit.steps.wait-for-services.timeout=30s",
+            )
+        )
+    )
+    assert [c["name"] for c in containers] == ["render", "wait-for-services"]
+    assert containers[1]["args"][-4:] == ["--timeout", "30s", "--interval", "2s"]
+    docs = helm.template(set_values=("initkit.steps.wait-for-services.enabled=false",))
+    assert "initContainers" not in workload(docs)
 
 
 @pytest.mark.parametrize(
     ("steps", "message"),
     [
         (
-            [
-                {"kind": "sleep", "name": "same", "duration": 1},
-                {"kind": "sleep", "name": "same", "duration": 2},
-            ],
-            'container name "same" is already used',
+            {
+                "first": {"kind": "sleep", "order": 1, "duration": 1},
+                "second": {"kind": "sleep", "order": 1, "duration": 2},
+            },
+            "steps.first and steps.second both have order 1",
         ),
+        ({"nap": {"kind": "sleep", "duration": 1}}, "steps.nap.order is required"),
         (
-            [
-                {
+            {
+                "render-etc": {
                     "kind": "render",
+                    "order": 1,
                     "template": {"configMap": "t", "key": "t.j2"},
                     "volume": {"name": "config", "mountPath": "/config"},
                     "dest": "/etc/app.conf",
                 }
-            ],
+            },
             'dest "/etc/app.conf" must be /config or below it',
         ),
     ],
-    ids=["duplicate-name", "dest-outside-volume"],
+    ids=["duplicate-order", "missing-order", "dest-outside-volume"],
 )
-def test_template_errors_are_clear(helm: Helm, tmp_path: Path, steps: list[dict[str, Any]], message: str) -> None:
+def test_template_errors_are_clear(helm: Helm, tmp_path: Path, steps: dict[str, Any], message: str) -> None:
+    values = write_values(tmp_path, {"initkit": {"steps": {"wait-for-services": {"enabled": False}, **steps}}})
     with pytest.raises(HelmFailed) as failed:
-        helm.template(steps_values(tmp_path, *steps))
+        helm.template(values, extra=("--skip-schema-validation",))
     assert message in failed.value.stderr

@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 import threading
-import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,23 @@ import pytest
 import yaml
 
 from tests.charts.conftest import Helm, missing
+from tests.charts.podman_sandbox import PodmanSandbox, netavark_installed
 from tests.gitservers import GitDaemon, free_port, served_repo
 from tests.images import harness
 
 pytestmark = [pytest.mark.helm, pytest.mark.podman]
 
 IMAGE = harness.IMAGE  # initkit:dev unless INITKIT_IMAGE says otherwise
+IMAGE_SLIM = harness.IMAGE_SLIM  # initkit:dev-slim: the chart's default for steps that need no git
 REPOSITORY, TAG = IMAGE.rsplit(":", 1)
-APP = "myapp-initkit-example"
+# Names of this run's pods: unique, so that pods another run left behind (or runs at the
+# same time) cannot collide with them in podman's host-wide store.
+RUN = uuid.uuid4().hex[:6]
+APP = f"myapp-{RUN}"
+SERVICES = (f"myservice-{RUN}", f"mydb-{RUN}")
+# podman 4.3 plays an emptyDir as a named volume of the same name, kept after the pod:
+# this run's own names, removed by the sandbox's teardown.
+WORKSPACE, CONFIG = f"workspace-{RUN}", f"config-{RUN}"
 
 # Podman 4.3 resolves only some Downward API fieldRefs (metadata.name, metadata.uid):
 # the others get the values Kubernetes would give this pod; POD_IP is left out so that
@@ -40,10 +49,15 @@ PODMAN_ENV = {"POD_NAMESPACE": "demo", "NODE_NAME": "podman"}
 def values(repo: str) -> dict[str, Any]:
     local = {"registry": "", "repository": REPOSITORY, "tag": TAG, "pullPolicy": "Never"}
     return {
+        "fullnameOverride": APP,
         "kind": "Pod",
         "restartPolicy": "OnFailure",  # podman 4.3 restarts init containers under Always
         "app": {
             "image": local,
+            "volumeMounts": [
+                {"name": WORKSPACE, "mountPath": "/workspace", "readOnly": True},
+                {"name": CONFIG, "mountPath": "/config", "readOnly": True},
+            ],
             # the app starts once its inputs exist and prints the rendered config
             "command": [
                 "/usr/bin/initkit",
@@ -61,35 +75,29 @@ def values(repo: str) -> dict[str, Any]:
         "initkit": {
             "image": local,
             "volumes": [
-                {"name": "workspace", "emptyDir": {}},
-                {"name": "config", "emptyDir": {"medium": "Memory"}},
+                {"name": WORKSPACE, "emptyDir": {}},
+                {"name": CONFIG, "emptyDir": {"medium": "Memory"}},
             ],
-            "steps": [
-                {
-                    "kind": "wait-for",
-                    "targets": ["dns:myservice", "dns:mydb"],
+            # The example's steps, switched on and changed by key (maps merge).
+            "steps": {
+                "wait-for-services": {
+                    "targets": [f"dns:{name}" for name in SERVICES],
                     "timeout": "90s",
                     "interval": "200ms",
                 },
-                {"kind": "sleep", "duration": "500ms"},
-                {
-                    "kind": "git-clone",
+                "sleep": {"kind": "sleep", "order": 15, "duration": "500ms"},
+                "git-clone": {
+                    "enabled": True,
                     "repo": repo,
                     "depth": 1,
-                    "volume": {"name": "workspace", "mountPath": "/workspace"},
-                    "dest": "/workspace/site",
+                    "volume": {"name": WORKSPACE, "mountPath": "/workspace"},
                 },
-                {
-                    "kind": "render",
-                    "template": {
-                        "configMap": '{{ include "initkit-example.fullname" . }}-config',
-                        "key": "config.yaml.j2",
-                    },
-                    "set": {"greeting": "hello-from-podman"},
-                    "volume": {"name": "config", "mountPath": "/config"},
-                    "dest": "/config/config.yaml",
+                "render": {
+                    "enabled": True,
+                    "set": {"greeting": "{{ .Release.Name }}-from-podman"},
+                    "volume": {"name": CONFIG, "mountPath": "/config"},
                 },
-            ],
+            },
         },
     }
 
@@ -118,8 +126,12 @@ def service_pod(name: str) -> dict[str, Any]:
 @pytest.fixture
 def podman_ready() -> None:
     if shutil.which("podman") is None:
-        missing("podman not installed")
-    harness.require_engine((IMAGE,))
+        missing("podman not installed", fix="run .ci/setup.sh")
+    harness.require_engine((IMAGE, IMAGE_SLIM))
+    # The sandbox runs podman with netavark (see podman_sandbox): CNI gives an --internal
+    # network's bridge no gateway address and resolves no pod names.
+    if not netavark_installed():
+        missing("netavark is not installed", fix="apt-get install netavark aardvark-dns")
 
 
 def test_example_pod_runs_its_init_containers_then_the_app(
@@ -128,22 +140,25 @@ def test_example_pod_runs_its_init_containers_then_the_app(
     helm = helm_factory("helm4")  # helm3 renders the same (test_render)
     served = served_repo(tmp_path, {"index.html": "<h1>site from git</h1>\n"})
     port = free_port()
-    values_file = tmp_path / "podman-values.yaml"
-    # By address: aardvark-dns does not forward names it does not own on an --internal network.
-    values_file.write_text(yaml.safe_dump(values(f"git://{harness.PodmanSandbox.gateway_of()}:{port}/site.git")))
-    app_yaml = tmp_path / "app.yaml"
-    app_yaml.write_text(yaml.safe_dump_all(adapt_for_podman(helm.template(values_file))))
     services_yaml = tmp_path / "services.yaml"
-    services_yaml.write_text(yaml.safe_dump_all([service_pod("myservice"), service_pod("mydb")]))
+    services_yaml.write_text(yaml.safe_dump_all([service_pod(name) for name in SERVICES]))
 
-    with harness.PodmanSandbox(tmp_path) as pm:
+    # Everything this test creates (network, pods, containers, dnsmasq) is removed on the
+    # way out, whatever fails first (podman_sandbox).
+    with PodmanSandbox(tmp_path) as pm:
+        values_file = tmp_path / "podman-values.yaml"
+        # By address: aardvark-dns does not forward names it does not own on an --internal network.
+        values_file.write_text(yaml.safe_dump(values(f"git://{pm.gateway}:{port}/site.git")))
+        app_yaml = tmp_path / "app.yaml"
+        app_yaml.write_text(yaml.safe_dump_all(adapt_for_podman(helm.template(values_file))))
         pm.load_image(IMAGE)
+        pm.load_image(IMAGE_SLIM)
         # Play the app first: its wait-for init container must hold it until the
-        # services exist, which are played a moment later.
+        # services exist, which are played once the app's pod has brought the bridge up.
         played: dict[str, subprocess.CompletedProcess] = {}
-        app = threading.Thread(target=lambda: played.setdefault("app", pm.play(app_yaml, timeout=240)))
+        app = threading.Thread(target=lambda: played.setdefault("app", pm.play(app_yaml, timeout=240)), daemon=True)
         app.start()
-        time.sleep(3)
+        pm.wait_for_bridge(timeout=90)
         assert app.is_alive(), f"the pod did not wait for its services: {played.get('app')}"
         # The app's pod has created the network's bridge: serve git on its gateway.
         allow_network(pm.subnet)
@@ -166,10 +181,10 @@ def test_example_pod_runs_its_init_containers_then_the_app(
         events = pm.container_events()
         started = [e["Name"] for e in events if e["Status"] == "start" and e["Name"].startswith(APP)]
         assert started == [
-            f"{APP}-initkit-wait-for",
-            f"{APP}-initkit-sleep",
-            f"{APP}-initkit-git-clone",
-            f"{APP}-initkit-render",
+            f"{APP}-wait-for-services",
+            f"{APP}-sleep",
+            f"{APP}-git-clone",
+            f"{APP}-render",
             app_container,
         ]
         died = [e["Name"] for e in events if e["Status"] == "died" and e["Name"].startswith(APP)]
@@ -178,4 +193,4 @@ def test_example_pod_runs_its_init_containers_then_the_app(
         log = pm.logs(app_container)
         assert exit_code == "0", log
         assert f"rendered by initkit for {APP} in demo" in log
-        assert "greeting: hello-from-podman" in log
+        assert "greeting: myapp-from-podman" in log, "the set value went through tpl"

@@ -34,15 +34,21 @@ def test_rendered_manifests_are_valid_kubernetes(helm: Helm, values: Path | None
                 pytest.fail(f"{where}: {exc.message} at {list(exc.path)}")
 
 
-def test_ci_values_cover_every_step_kind() -> None:
-    import yaml
-
+def test_ci_values_cover_every_step_kind(helm: Helm) -> None:
+    every = {"wait-for", "register", "sleep", "git-clone", "render"}
     kinds = set()
     for values in ci_values_files():
-        for step in yaml.safe_load(values.read_text())["initkit"]["steps"]:
-            if step.get("enabled", True):
-                kinds.add(step["kind"])
-    assert kinds == {"wait-for", "register", "sleep", "git-clone", "render"}
+        for container in workload(helm.template(values))["initContainers"]:
+            kinds.add(next(arg for arg in container["args"] if arg in every))
+    assert kinds == every
+
+
+@pytest.mark.parametrize("version", ["1.24.0", "1.20.0"])
+def test_kube_version_below_1_25_fails(helm: Helm, version: str) -> None:
+    """The example's Chart.yaml kubeVersion, and the library's own check for charts that lack one."""
+    result = helm.run("template", "myapp", helm.example, "--kube-version", version, check=False)
+    assert result.returncode != 0
+    assert "kubeVersion" in result.stderr or "Kubernetes 1.25" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("values", CASES, ids=case_id)

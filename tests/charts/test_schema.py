@@ -18,48 +18,116 @@ VOLUME = {"name": "workspace", "mountPath": "/workspace"}
 
 
 def wait(**extra: Any) -> dict[str, Any]:
-    return {"kind": "wait-for", "targets": ["dns:myservice"], **extra}
+    return {"kind": "wait-for", "order": 1, "targets": ["dns:myservice"], **extra}
 
 
-INITKIT_CASES = {
+# Each case: the initkit values block (its steps keyed by name) and the message expected.
+INITKIT_CASES: dict[str, tuple[dict[str, Any], str]] = {
     "target-not-a-string": (
-        [{"kind": "wait-for", "targets": ["dns:myservice", 5432]}],
-        "at '/steps/0/targets/1': got number, want string",
+        {"steps": {"w": {"kind": "wait-for", "order": 1, "targets": ["dns:myservice", 5432]}}},
+        "at '/steps/w/targets/1': got number, want string",
     ),
     "target-not-a-list": (
-        [{"kind": "wait-for", "targets": "dns:myservice"}],
-        "at '/steps/0/targets': got string, want array",
+        {"steps": {"w": {"kind": "wait-for", "order": 1, "targets": "dns:myservice"}}},
+        "at '/steps/w/targets': got string, want array",
     ),
     "unknown-step-kind": (
-        [{"kind": "frobnicate"}],
-        f"at '/steps/0/kind': value must be one of {KINDS}",
+        {"steps": {"f": {"kind": "frobnicate", "order": 1}}},
+        f"at '/steps/f/kind': value must be one of {KINDS}",
     ),
-    "missing-step-kind": ([{"targets": ["dns:a"]}], "at '/steps/0': missing property 'kind'"),
-    "negative-timeout-seconds": ([wait(timeout=-5)], "at '/steps/0/timeout': minimum: got -5, want 0"),
-    "negative-timeout-string": ([wait(timeout="-5s")], "at '/steps/0/timeout': '-5s' does not match pattern"),
+    "missing-step-kind": (
+        {"steps": {"w": {"order": 1, "targets": ["dns:a"]}}},
+        "at '/steps/w': missing property 'kind'",
+    ),
+    "missing-order": (
+        {"steps": {"w": {"kind": "wait-for", "targets": ["dns:a"]}}},
+        "at '/steps/w': missing property 'order'",
+    ),
+    "steps-as-a-list": ({"steps": [wait()]}, "at '/steps': got array, want object"),
+    "step-name-not-a-container-name": (
+        {"steps": {"Wait_DB": wait()}},
+        "'Wait_DB' does not match pattern",
+    ),
+    "negative-timeout-seconds": ({"steps": {"w": wait(timeout=-5)}}, "at '/steps/w/timeout': minimum: got -5, want 0"),
+    "negative-timeout-string": (
+        {"steps": {"w": wait(timeout="-5s")}},
+        "at '/steps/w/timeout': '-5s' does not match pattern",
+    ),
     "negative-sleep": (
-        [{"kind": "sleep", "duration": -1}],
-        "at '/steps/1/duration': minimum: got -1, want 0",
+        {"steps": {"nap": {"kind": "sleep", "order": 2, "duration": -1}}},
+        "at '/steps/nap/duration': minimum: got -1, want 0",
     ),
-    "unknown-step-option": ([wait(retries=3)], "at '/steps/0': additional properties 'retries' not allowed"),
+    "unknown-step-option": (
+        {"steps": {"w": wait(retries=3)}},
+        "at '/steps/w': additional properties 'retries' not allowed",
+    ),
     "literal-token": (
-        [{"kind": "register", "url": "http://r.invalid", "token": "hunter2"}],
-        "at '/steps/0/token': got string, want object",
+        {"steps": {"r": {"kind": "register", "order": 1, "url": "http://r.invalid", "token": "hunter2"}}},
+        "at '/steps/r/token': got string, want object",
     ),
     "ssh-key-without-known-hosts": (
-        [
-            {
-                "kind": "git-clone",
-                "repo": "ssh://git@g.invalid/r.git",
-                "volume": VOLUME,
-                "sshKey": {"secret": "k", "key": "ssh-privatekey"},
+        {
+            "steps": {
+                "clone": {
+                    "kind": "git-clone",
+                    "order": 1,
+                    "repo": "ssh://git@g.invalid/r.git",
+                    "volume": VOLUME,
+                    "sshKey": {"secret": "k", "key": "ssh-privatekey"},
+                }
             }
-        ],
-        "at '/steps/0': properties 'knownHosts' required, if 'sshKey' exists",
+        },
+        "at '/steps/clone': properties 'knownHosts' required, if 'sshKey' exists",
     ),
     "render-without-dest": (
-        [{"kind": "render", "template": {"configMap": "t", "key": "t"}, "volume": VOLUME}],
-        "at '/steps/0': missing property 'dest'",
+        {"steps": {"r": {"kind": "render", "order": 1, "template": {"configMap": "t", "key": "t"}, "volume": VOLUME}}},
+        "at '/steps/r': missing property 'dest'",
+    ),
+    # Typos at every level: the Kubernetes definitions are closed too.
+    "security-context-typo": (
+        {"securityContext": {"runAsNonroot": True}},
+        "at '/securityContext': additional properties 'runAsNonroot' not allowed",
+    ),
+    "step-security-context-typo": (
+        {"steps": {"w": wait(securityContext={"capabilities": {"dorp": ["ALL"]}})}},
+        "at '/steps/w/securityContext/capabilities': additional properties 'dorp' not allowed",
+    ),
+    "resources-typo": (
+        {"resources": {"limit": {"cpu": 1}}},
+        "at '/resources': additional properties 'limit' not allowed",
+    ),
+    "resource-name-typo": ({"resources": {"limits": {"memroy": "1Gi"}}}, "invalid propertyName 'memroy'"),
+    "bad-quantity": (
+        {"resources": {"limits": {"memory": "1 GB"}}},
+        "at '/resources/limits/memory': '1 GB' does not match",
+    ),
+    "env-typo": (
+        {"env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optinal": True}}}]},
+        "at '/env/0/valueFrom/secretKeyRef': additional properties 'optinal' not allowed",
+    ),
+    "step-env-typo": (
+        {"steps": {"w": wait(env=[{"name": "A", "vaule": "1"}])}},
+        "at '/steps/w/env/0': additional properties 'vaule' not allowed",
+    ),
+    "volume-mount-typo": (
+        {"steps": {"w": wait(volumeMounts=[{"name": "v", "mountPath": "/v", "readonly": True}])}},
+        "at '/steps/w/volumeMounts/0': additional properties 'readonly' not allowed",
+    ),
+    "volume-typo": (
+        {"volumes": [{"name": "v", "emtpyDir": {}}]},
+        "at '/volumes/0': additional properties 'emtpyDir' not allowed",
+    ),
+    "tag-as-a-number": ({"image": {"tag": 1.10}}, "at '/image/tag': got number, want string"),
+    "step-tag-as-a-number": (
+        {"steps": {"w": wait(image={"tag": 1.1})}},
+        "at '/steps/w/image/tag': got number, want string",
+    ),
+    "image-typo": ({"image": {"pullSecret": ["x"]}}, "at '/image': additional properties 'pullSecret' not allowed"),
+    "file-mode-decimal-440": ({"fileMode": 440}, "at '/fileMode': value must be one of 256, 288, 292, 384, 416, 420"),
+    "file-mode-writable-by-others": ({"fileMode": 0o666}, "at '/fileMode': value must be one of"),
+    "openshift-mode": (
+        {"global": {"compatibility": {"openshift": {"adaptSecurityContext": "yes"}}}},
+        "at '/global/compatibility/openshift/adaptSecurityContext': value must be one of 'auto', 'force', 'disabled'",
     ),
 }
 
@@ -74,13 +142,31 @@ def run_invalid(helm: Helm, tmp_path: Path, values: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("case", sorted(INITKIT_CASES))
 def test_invalid_initkit_values_fail_clearly(helm: Helm, tmp_path: Path, case: str) -> None:
-    steps, message = INITKIT_CASES[case]
-    if case == "negative-sleep":
-        steps = [wait(), *steps]
-    stderr = run_invalid(helm, tmp_path, {"initkit": {"steps": steps}})
+    initkit, message = INITKIT_CASES[case]
+    values: dict[str, Any] = {"initkit": initkit}
+    if "global" in initkit:
+        values = {"global": initkit["global"]}
+    stderr = run_invalid(helm, tmp_path, values)
     assert SCHEMA_ERROR in stderr
     assert "\ninitkit:\n" in stderr, "the message names the chart whose schema failed"
     assert message in stderr, stderr
+
+
+@pytest.mark.parametrize(
+    "initkit",
+    [
+        {"fileMode": 0o440},
+        {"fileMode": 420},  # 0644 as Kubernetes examples write it
+        {"image": {"tag": "1.10"}},
+        {"resources": {"limits": {"cpu": "500m", "memory": "1Gi", "nvidia.com/gpu": 1, "hugepages-2Mi": "4Mi"}}},
+        {"env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]},
+    ],
+    ids=["mode-0440", "mode-420", "tag-string", "resources", "env-fieldref"],
+)
+def test_valid_values_pass(helm: Helm, tmp_path: Path, initkit: dict[str, Any]) -> None:
+    path = tmp_path / "valid-values.yaml"
+    path.write_text(yaml.safe_dump({"initkit": initkit}))
+    assert helm.template(path)
 
 
 @pytest.mark.parametrize(
@@ -99,3 +185,13 @@ def test_invalid_example_values_fail_clearly(helm: Helm, tmp_path: Path, values:
     stderr = run_invalid(helm, tmp_path, values)
     assert SCHEMA_ERROR in stderr
     assert message in stderr, stderr
+
+
+def test_values_schema_is_generated() -> None:
+    """charts/initkit/values.schema.json is tests/charts/values_schema.py's output."""
+    from tests.charts import values_schema
+    from tests.charts.conftest import LIBRARY
+
+    assert (LIBRARY / "values.schema.json").read_text() == values_schema.render(), (
+        "regenerate: .venv/bin/python -m tests.charts.values_schema > charts/initkit/values.schema.json"
+    )

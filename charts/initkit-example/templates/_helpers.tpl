@@ -60,18 +60,32 @@ Usage: image: {{ include "initkit-example.appImage" . | quote }}
 {{- end -}}
 
 {{/*
-initkit-example.podSpec: the app's pod spec: initkit's init containers and volumes
-(one include line), then the app container.
+initkit-example.podSpec: the app's pod spec: initkit's init containers, volumes and
+pull secrets (one include each, next to the app's own), then the app container.
+Security contexts go through initkit.adaptSecurityContext (OpenShift's restricted SCC
+assigns the uid/gid when global.compatibility.openshift.adaptSecurityContext says so).
 Usage: {{- include "initkit-example.podSpec" . | nindent 6 }}
 */}}
 {{- define "initkit-example.podSpec" -}}
+{{- $initkit := dict "values" .Values.initkit "context" $ -}}
 automountServiceAccountToken: false
 enableServiceLinks: false
-{{- with .Values.podSecurityContext }}
+{{- with include "initkit.adaptSecurityContext" (dict "securityContext" .Values.podSecurityContext "context" $) }}
 securityContext:
-  {{- toYaml . | nindent 2 }}
+  {{- . | nindent 2 }}
 {{- end }}
-{{- include "initkit.pod" . }}
+{{- with include "initkit.imagePullSecrets" $initkit }}
+imagePullSecrets:
+  {{- . | nindent 2 }}
+{{- end }}
+{{- with include "initkit.initContainers" $initkit }}
+initContainers:
+  {{- . | nindent 2 }}
+{{- end }}
+{{- with include "initkit.volumes" $initkit }}
+volumes:
+  {{- . | nindent 2 }}
+{{- end }}
 containers:
   - name: myapp
     image: {{ include "initkit-example.appImage" . | quote }}
@@ -84,9 +98,9 @@ containers:
     env:
       {{- toYaml . | nindent 6 }}
     {{- end }}
-    {{- with .Values.app.securityContext }}
+    {{- with include "initkit.adaptSecurityContext" (dict "securityContext" .Values.app.securityContext "context" $) }}
     securityContext:
-      {{- toYaml . | nindent 6 }}
+      {{- . | nindent 6 }}
     {{- end }}
     {{- with .Values.app.resources }}
     resources:

@@ -1,44 +1,132 @@
 {{/*
 initkit library chart: shared helpers.
 
-Every public template takes the parent chart's root context (`.` or `$`) and reads
-the parent's `initkit:` values block (the dependency must be named `initkit`).
+Every public template takes an explicit dict, as Bitnami's common chart does:
+  (dict "values" .Values.initkit "context" $)
+`values` is the values block of one initkit dependency (its name, or its alias),
+`context` the parent chart's root context. So any dependency name or alias works,
+and one chart can hold several initkit configurations (one dependency entry each).
 */}}
 
 {{/*
-initkit.values: the parent's initkit values block (defaults merged by Helm), as YAML.
+initkit.validate: fails with the usage unless the argument is (dict "values" V "context" $)
+with V an initkit values block; renders nothing.
 Usage:
-  {{- $ik := include "initkit.values" . | fromYaml }}
+  {{- include "initkit.validate" . }}
 */}}
-{{- define "initkit.values" -}}
-{{- toYaml (.Values.initkit | default dict) -}}
+{{- define "initkit.validate" -}}
+{{- $usage := "(dict \"values\" .Values.initkit \"context\" $), with the name or alias of your initkit dependency in place of initkit" -}}
+{{- if not (kindIs "map" .) -}}
+{{- fail (printf "initkit: the initkit templates take %s" $usage) -}}
+{{- end -}}
+{{- if not (hasKey . "context") -}}
+{{- fail (printf "initkit: the initkit templates take %s; got the root context or a dict without \"context\"" $usage) -}}
+{{- end -}}
+{{- if not (kindIs "map" .values) -}}
+{{- fail (printf "initkit: no initkit configuration found: \"values\" is empty; pass %s, and check that Chart.yaml lists that dependency and that `helm dependency build` ran" $usage) -}}
+{{- end -}}
+{{- if not (and (hasKey .values "image") (hasKey .values "steps")) -}}
+{{- fail (printf "initkit: \"values\" is not an initkit configuration (no image and steps keys, which the initkit dependency's defaults always have); pass %s" $usage) -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
-initkit.image: the full image reference of the initkit containers:
-[global.imageRegistry or image.registry/]image.repository(:tag | @digest).
-The tag defaults to the initkit chart's appVersion; a digest replaces the tag.
+initkit.tpl: a value a Helm user may template, rendered with `tpl` against the parent's
+context when it contains "{{"; other values are returned as strings, unchanged.
+initkit's own runtime Jinja in these values is written escaped: {{ "{{ pod.ip }}" }}.
 Usage:
-  image: {{ include "initkit.image" . | quote }}
+  {{ include "initkit.tpl" (dict "value" $step.repo "context" $ctx) }}
+*/}}
+{{- define "initkit.tpl" -}}
+{{- $value := toString .value -}}
+{{- if contains "{{" $value -}}
+{{- tpl $value .context -}}
+{{- else -}}
+{{- $value -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+initkit.appVersion: the appVersion of the initkit chart among the parent's subcharts,
+found by its annotation (Helm renames an aliased chart to its alias), else "".
+Usage:
+  {{ include "initkit.appVersion" $ctx }}
+*/}}
+{{- define "initkit.appVersion" -}}
+{{- $version := "" -}}
+{{- range $name, $sub := .Subcharts | default dict -}}
+{{- $annotations := $sub.Chart.Annotations | default dict -}}
+{{- if and (not $version) (eq (index $annotations "initkit.github.io/library" | default "") "initkit") -}}
+{{- $version = $sub.Chart.AppVersion | default "" | toString -}}
+{{- end -}}
+{{- end -}}
+{{- $version -}}
+{{- end -}}
+
+{{/*
+initkit.image: the image reference of a step's container:
+[global.imageRegistry or registry/]repository(:tag | @digest).
+
+The image block of the configuration, with the step's own `image` keys set over it.
+Steps that need no git (every kind but git-clone) run the slim image: the tag gets
+`slimSuffix` ("-slim") and `slimDigest` pins it, unless `slim` is false. A step's own
+`image.tag` or `image.digest` is used exactly as given. The tag defaults to the initkit
+chart's appVersion; a digest replaces the tag (image.digest pins the full image; a slim
+step without slimDigest then runs that pinned full image).
+Usage:
+  image: {{ include "initkit.image" (dict "values" .Values.initkit "context" $ "step" $step) | quote }}
 */}}
 {{- define "initkit.image" -}}
-{{- $image := (.Values.initkit | default dict).image | default dict -}}
+{{- include "initkit.validate" . -}}
+{{- $ctx := .context -}}
+{{- $step := .step | default dict -}}
+{{- $kind := $step.kind | default "" -}}
+{{- $own := $step.image | default dict -}}
+{{- $image := deepCopy (.values.image | default dict) -}}
+{{- range $key, $value := $own }}{{ $_ := set $image $key $value }}{{ end -}}
 {{- $registry := $image.registry | default "" -}}
-{{- with (.Values.global | default dict).imageRegistry }}{{ $registry = . }}{{ end -}}
-{{- $repository := required "initkit: image.repository is required" $image.repository -}}
-{{- $ref := $repository -}}
-{{- if $registry }}{{ $ref = printf "%s/%s" (trimSuffix "/" $registry) $repository }}{{ end -}}
-{{- if $image.digest -}}
-{{- $ref = printf "%s@%s" $ref $image.digest -}}
+{{- with (($ctx.Values.global | default dict).imageRegistry) }}{{ $registry = . }}{{ end -}}
+{{- $ref := required "initkit: image.repository is required" $image.repository -}}
+{{- if $registry }}{{ $ref = printf "%s/%s" (trimSuffix "/" $registry) $ref }}{{ end -}}
+{{- $slim := and (dig "slim" true $image) (ne $kind "git-clone") (ne $kind "") -}}
+{{- $suffix := $image.slimSuffix | default "" -}}
+{{- $digest := $image.digest | default "" -}}
+{{- if and $slim (not $own.digest) $image.slimDigest }}{{ $digest = $image.slimDigest }}{{ end -}}
+{{- if $digest -}}
+{{- printf "%s@%s" $ref $digest -}}
 {{- else -}}
 {{- $tag := $image.tag | default "" | toString -}}
-{{- if not $tag -}}
-{{- $sub := index (.Subcharts | default dict) "initkit" -}}
-{{- if $sub }}{{ $tag = $sub.Chart.AppVersion | default "" | toString }}{{ end -}}
+{{- $tag = $tag | default (include "initkit.appVersion" $ctx) -}}
+{{- $tag = required "initkit: image.tag is required (no initkit appVersion found)" $tag -}}
+{{- if and (eq $kind "git-clone") $suffix (hasSuffix $suffix $tag) -}}
+{{- fail (printf "initkit: step %q (git-clone) needs the full image (with git), but its tag %q is the slim one" $step.name $tag) -}}
 {{- end -}}
-{{- $ref = printf "%s:%s" $ref (required "initkit: image.tag is required (no initkit appVersion found)" $tag) -}}
+{{- if and $slim $suffix (not $own.tag) (not (hasSuffix $suffix $tag)) }}{{ $tag = printf "%s%s" $tag $suffix }}{{ end -}}
+{{- printf "%s:%s" $ref $tag -}}
 {{- end -}}
-{{- $ref -}}
+{{- end -}}
+
+{{/*
+initkit.imagePullSecrets: the pod's imagePullSecrets for the initkit images:
+image.pullSecrets, then global.imagePullSecrets (names, or {name: ...}), without
+duplicates, as a YAML list (no key); empty when there are none.
+Usage:
+  imagePullSecrets:
+    {{- include "initkit.imagePullSecrets" (dict "values" .Values.initkit "context" $) | nindent 4 }}
+*/}}
+{{- define "initkit.imagePullSecrets" -}}
+{{- include "initkit.validate" . -}}
+{{- $names := list -}}
+{{- $all := concat ((.values.image | default dict).pullSecrets | default list) ((.context.Values.global | default dict).imagePullSecrets | default list) -}}
+{{- range $all -}}
+{{- $name := . -}}
+{{- if kindIs "map" . }}{{ $name = .name | default "" }}{{ end -}}
+{{- $name = include "initkit.tpl" (dict "value" $name "context" $.context) -}}
+{{- if and $name (not (has $name $names)) }}{{ $names = append $names $name }}{{ end -}}
+{{- end -}}
+{{- $secrets := list -}}
+{{- range $names }}{{ $secrets = append $secrets (dict "name" .) }}{{ end -}}
+{{- with $secrets }}{{ toYaml . }}{{ end -}}
 {{- end -}}
 
 {{/*
@@ -85,51 +173,91 @@ Usage:
 {{- end -}}
 
 {{/*
-initkit.securityContext: the hardened container securityContext of a step: the
-initkit.securityContext values with the step's own securityContext keys on top.
+initkit.openshift: "true" when security contexts are adapted to OpenShift's restricted
+SCC: global.compatibility.openshift.adaptSecurityContext is `force`, or `auto` (the
+default) on a cluster that serves security.openshift.io/v1; else "".
 Usage:
-  securityContext:
-    {{- include "initkit.securityContext" (dict "step" $step "context" $) | nindent 4 }}
+  {{- if include "initkit.openshift" $ctx }}...{{ end }}
 */}}
-{{- define "initkit.securityContext" -}}
-{{- $ik := .context.Values.initkit | default dict -}}
-{{- $sc := deepCopy ($ik.securityContext | default dict) -}}
-{{- range $key, $value := (.step.securityContext | default dict) }}{{ $_ := set $sc $key $value }}{{ end -}}
-{{- toYaml $sc -}}
+{{- define "initkit.openshift" -}}
+{{- $mode := dig "compatibility" "openshift" "adaptSecurityContext" "auto" (.Values.global | default dict) -}}
+{{- if not (has $mode (list "auto" "force" "disabled")) -}}
+{{- fail (printf "initkit: global.compatibility.openshift.adaptSecurityContext %q is unknown; use auto, force or disabled" $mode) -}}
+{{- end -}}
+{{- if or (eq $mode "force") (and (eq $mode "auto") (.Capabilities.APIVersions.Has "security.openshift.io/v1")) -}}
+true
+{{- end -}}
 {{- end -}}
 
 {{/*
-initkit.steps: the enabled steps in order, each with its container `name` set
-(the step's name, else "initkit-<kind>", with "-<index>" added when taken), as
-YAML `{steps: [...]}`.
+initkit.adaptSecurityContext: a (pod or container) securityContext as YAML, without
+runAsUser, runAsGroup and fsGroup when initkit.openshift says so (the restricted SCC
+then assigns them from the namespace's range). Apps use it for their own contexts too.
 Usage:
-  {{- $steps := (include "initkit.steps" . | fromYaml).steps }}
+  securityContext:
+    {{- include "initkit.adaptSecurityContext" (dict "securityContext" .Values.podSecurityContext "context" $) | nindent 4 }}
+*/}}
+{{- define "initkit.adaptSecurityContext" -}}
+{{- $sc := deepCopy (.securityContext | default dict) -}}
+{{- if include "initkit.openshift" .context -}}
+{{- $sc = omit $sc "runAsUser" "runAsGroup" "fsGroup" -}}
+{{- end -}}
+{{- with $sc }}{{ toYaml . }}{{ end -}}
+{{- end -}}
+
+{{/*
+initkit.securityContext: the hardened container securityContext of a step: the
+configuration's securityContext with the step's own keys on top, adapted to OpenShift.
+Usage:
+  securityContext:
+    {{- include "initkit.securityContext" (dict "values" .Values.initkit "context" $ "step" $step) | nindent 4 }}
+*/}}
+{{- define "initkit.securityContext" -}}
+{{- $sc := deepCopy (.values.securityContext | default dict) -}}
+{{- range $key, $value := ((.step | default dict).securityContext | default dict) }}{{ $_ := set $sc $key $value }}{{ end -}}
+{{- include "initkit.adaptSecurityContext" (dict "securityContext" $sc "context" .context) -}}
+{{- end -}}
+
+{{/*
+initkit.steps: the enabled steps of a configuration, sorted by their `order` (ties are
+an error), each with `name` set to its key (the container name), as YAML `{steps: [...]}`.
+Usage:
+  {{- $steps := (include "initkit.steps" (dict "values" .Values.initkit "context" $) | fromYaml).steps }}
 */}}
 {{- define "initkit.steps" -}}
-{{- $ik := .Values.initkit | default dict -}}
-{{- $seen := dict -}}
-{{- $out := list -}}
-{{- range $index, $step := $ik.steps | default list -}}
+{{- include "initkit.validate" . -}}
+{{- $steps := .values.steps | default dict -}}
+{{- if not (kindIs "map" $steps) -}}
+{{- fail "initkit: steps must be a map keyed by step name, each step with an order (a list cannot be changed with --set)" -}}
+{{- end -}}
+{{- $kinds := list "wait-for" "register" "sleep" "git-clone" "render" -}}
+{{- $byOrder := dict -}}
+{{- range $name, $step := $steps -}}
 {{- if not (kindIs "map" $step) -}}
-{{- fail (printf "initkit: steps[%d] must be a map with a kind, got %v" $index $step) -}}
+{{- fail (printf "initkit: steps.%s must be a map with a kind and an order, got %v" $name $step) -}}
 {{- end -}}
 {{- if dig "enabled" true $step -}}
-{{- $kind := required (printf "initkit: steps[%d].kind is required" $index) $step.kind -}}
-{{- if not (has $kind (list "wait-for" "register" "sleep" "git-clone" "render")) -}}
-{{- fail (printf "initkit: steps[%d].kind %q is unknown; use wait-for, register, sleep, git-clone or render" $index $kind) -}}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" $name) -}}
+{{- fail (printf "initkit: steps.%s: the step name is the container name: lower-case letters, digits and '-', at most 63" $name) -}}
 {{- end -}}
-{{- $name := $step.name | default "" -}}
-{{- if not $name -}}
-{{- $name = printf "initkit-%s" $kind -}}
-{{- if hasKey $seen $name }}{{ $name = printf "%s-%d" $name $index }}{{ end -}}
+{{- $kind := required (printf "initkit: steps.%s.kind is required" $name) $step.kind -}}
+{{- if not (has $kind $kinds) -}}
+{{- fail (printf "initkit: steps.%s.kind %q is unknown; use wait-for, register, sleep, git-clone or render" $name $kind) -}}
 {{- end -}}
-{{- if hasKey $seen $name -}}
-{{- fail (printf "initkit: steps[%d]: container name %q is already used; give the step a distinct name" $index $name) -}}
+{{- if not (hasKey $step "order") -}}
+{{- fail (printf "initkit: steps.%s.order is required (steps run by ascending order)" $name) -}}
 {{- end -}}
-{{- $_ := set $seen $name true -}}
-{{- $out = append $out (merge (dict "name" $name "index" $index) $step) -}}
+{{- $order := int $step.order -}}
+{{- if lt $order 0 }}{{ fail (printf "initkit: steps.%s.order must be 0 or more" $name) }}{{ end -}}
+{{- $key := printf "%010d" $order -}}
+{{- if hasKey $byOrder $key -}}
+{{- fail (printf "initkit: steps.%s and steps.%s both have order %d; give each step its own order" (index $byOrder $key).name $name $order) -}}
+{{- end -}}
+{{- $_ := set $byOrder $key (merge (dict "name" $name) (omit $step "name")) -}}
 {{- end -}}
 {{- end -}}
+{{- $out := list -}}
+{{- range $key := keys $byOrder | sortAlpha }}{{ $out = append $out (index $byOrder $key) }}{{ end -}}
 {{- toYaml (dict "steps" $out) -}}
 {{- end -}}
 
@@ -137,7 +265,7 @@ Usage:
 initkit.refs: the Secret/ConfigMap files a step reads, as YAML `{refs: [...]}`;
 each ref has purpose, volume (pod volume name), dir (mount path), path (file path),
 key, and secret or configMap. Secret-only purposes (token, password, ssh-key)
-fail on anything but a Secret reference.
+fail on anything but a Secret reference. Names go through tpl.
 Usage:
   {{- $refs := (include "initkit.refs" (dict "step" $step "context" $) | fromYaml).refs }}
 */}}
@@ -180,12 +308,24 @@ Usage:
 {{- $dir := printf "/var/run/initkit/%s" $purpose -}}
 {{- $entry := dict "purpose" $purpose "volume" (printf "%s-%s" $step.name $purpose) "dir" $dir "path" (printf "%s/%s" $dir $key) "key" $key -}}
 {{- if $ref.secret -}}
-{{- $_ := set $entry "secret" (tpl $ref.secret $.context) -}}
+{{- $_ := set $entry "secret" (include "initkit.tpl" (dict "value" $ref.secret "context" $.context)) -}}
 {{- else -}}
-{{- $_ := set $entry "configMap" (tpl $ref.configMap $.context) -}}
+{{- $_ := set $entry "configMap" (include "initkit.tpl" (dict "value" $ref.configMap "context" $.context)) -}}
 {{- end -}}
 {{- $refs = append $refs $entry -}}
 {{- end -}}
 {{- end -}}
 {{- toYaml (dict "refs" $refs) -}}
+{{- end -}}
+
+{{/*
+initkit.kubeVersion: fails unless the target Kubernetes is 1.25 or newer (the
+chart's kubeVersion; Helm itself checks only the top chart's). Renders nothing.
+Usage:
+  {{- include "initkit.kubeVersion" $ctx }}
+*/}}
+{{- define "initkit.kubeVersion" -}}
+{{- if not (semverCompare ">=1.25.0-0" .Capabilities.KubeVersion.Version) -}}
+{{- fail (printf "initkit: needs Kubernetes 1.25 or newer (kubeVersion >=1.25.0-0), the target is %s" .Capabilities.KubeVersion.Version) -}}
+{{- end -}}
 {{- end -}}

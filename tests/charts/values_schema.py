@@ -1,0 +1,369 @@
+"""The source of charts/initkit/values.schema.json (test_values_schema checks they agree).
+
+The schema closes every object, down to the Kubernetes definitions the values embed, so a
+typo at any level fails `helm template`. Regenerate after a change:
+
+    .venv/bin/python -m tests.charts.values_schema > charts/initkit/values.schema.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+KINDS = ["wait-for", "register", "sleep", "git-clone", "render"]
+
+
+Schema = dict[str, Any]
+
+
+def obj(props: Schema, required: tuple[str, ...] | list[str] = (), **kw: Any) -> Schema:
+    """A closed object: only `props`."""
+    d: Schema = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        d["required"] = list(required)
+    d.update(kw)
+    return d
+
+
+def arr(items: Schema, **kw: Any) -> Schema:
+    return {"type": "array", "items": items, **kw}
+
+
+S = {"type": "string"}
+B = {"type": "boolean"}
+quantity = {
+    "description": "A Kubernetes quantity such as 100m, 64Mi or 1.",
+    "type": ["string", "number"],
+    "pattern": "^[+]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][-+]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$",
+}
+defs: dict[str, Schema] = {}
+defs["quantity"] = quantity
+defs["resourceList"] = {
+    "description": "cpu, memory, ephemeral-storage, hugepages-<size>, or an extended resource (domain/name).",
+    "type": "object",
+    "propertyNames": {"pattern": "^(cpu|memory|ephemeral-storage|hugepages-[0-9]+[KMG]i|[a-z0-9.-]+/[-._a-zA-Z0-9]+)$"},
+    "additionalProperties": {"$ref": "#/$defs/quantity"},
+}
+defs["resources"] = obj(
+    {
+        "limits": {"$ref": "#/$defs/resourceList"},
+        "requests": {"$ref": "#/$defs/resourceList"},
+        "claims": arr(obj({"name": S, "request": S}, ["name"])),
+    },
+    description="Kubernetes ResourceRequirements.",
+)
+defs["securityContext"] = obj(
+    {
+        "allowPrivilegeEscalation": B,
+        "appArmorProfile": obj(
+            {"type": {"enum": ["Localhost", "RuntimeDefault", "Unconfined"]}, "localhostProfile": S}, ["type"]
+        ),
+        "capabilities": obj({"add": arr(S), "drop": arr(S)}),
+        "privileged": B,
+        "procMount": {"enum": ["Default", "Unmasked"]},
+        "readOnlyRootFilesystem": B,
+        "runAsGroup": {"type": "integer", "minimum": 0},
+        "runAsNonRoot": B,
+        "runAsUser": {"type": "integer", "minimum": 0},
+        "seLinuxOptions": obj({"level": S, "role": S, "type": S, "user": S}),
+        "seccompProfile": obj(
+            {"type": {"enum": ["Localhost", "RuntimeDefault", "Unconfined"]}, "localhostProfile": S}, ["type"]
+        ),
+        "windowsOptions": obj(
+            {"gmsaCredentialSpec": S, "gmsaCredentialSpecName": S, "hostProcess": B, "runAsUserName": S}
+        ),
+    },
+    description="Kubernetes container SecurityContext.",
+)
+
+
+def key_ref() -> Schema:
+    return obj({"name": S, "key": S, "optional": B}, ["key"])
+
+
+defs["envVar"] = obj(
+    {
+        "name": {"type": "string", "minLength": 1},
+        "value": S,
+        "valueFrom": obj(
+            {
+                "fieldRef": obj({"apiVersion": S, "fieldPath": S}, ["fieldPath"]),
+                "resourceFieldRef": obj(
+                    {"containerName": S, "divisor": {"$ref": "#/$defs/quantity"}, "resource": S}, ["resource"]
+                ),
+                "configMapKeyRef": key_ref(),
+                "secretKeyRef": key_ref(),
+                "fileKeyRef": obj({"key": S, "optional": B, "path": S, "volumeName": S}, ["key", "path", "volumeName"]),
+            }
+        ),
+    },
+    ["name"],
+    description="Kubernetes EnvVar.",
+)
+defs["volumeMount"] = obj(
+    {
+        "name": S,
+        "mountPath": {"type": "string", "pattern": "^/"},
+        "readOnly": B,
+        "subPath": S,
+        "subPathExpr": S,
+        "mountPropagation": {"enum": ["None", "HostToContainer", "Bidirectional"]},
+        "recursiveReadOnly": {"enum": ["Disabled", "IfPossible", "Enabled"]},
+    },
+    ["name", "mountPath"],
+    description="Kubernetes VolumeMount.",
+)
+SOURCES = [
+    "awsElasticBlockStore",
+    "azureDisk",
+    "azureFile",
+    "cephfs",
+    "cinder",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "fc",
+    "flexVolume",
+    "flocker",
+    "gcePersistentDisk",
+    "gitRepo",
+    "glusterfs",
+    "hostPath",
+    "image",
+    "iscsi",
+    "nfs",
+    "persistentVolumeClaim",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "projected",
+    "quobyte",
+    "rbd",
+    "scaleIO",
+    "secret",
+    "storageos",
+    "vsphereVolume",
+]
+defs["volume"] = obj(
+    {
+        "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+        **{s: {"type": "object"} for s in SOURCES},
+    },
+    ["name"],
+    minProperties=2,
+    description="Kubernetes Volume: a name and one volume source.",
+)
+defs["duration"] = {
+    "description": "A non-negative duration: a string such as 30s, 5m, 1m30s, 500ms, 2h, 1d, or a number of seconds.",
+    "type": ["string", "number"],
+    "pattern": "^([0-9]+(\\.[0-9]+)?|([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+)$",
+    "minimum": 0,
+}
+keyPat = {"type": "string", "pattern": "^[-._a-zA-Z0-9]+$"}
+nonempty = {"type": "string", "minLength": 1}
+defs["secretRef"] = obj(
+    {"secret": nonempty, "key": keyPat},
+    ["secret", "key"],
+    description="A key of a Secret, mounted as a file (never a literal value).",
+)
+defs["fileRef"] = obj(
+    {"secret": nonempty, "configMap": nonempty, "key": keyPat},
+    ["key"],
+    anyOf=[{"required": ["secret"]}, {"required": ["configMap"]}],
+    **{"not": {"required": ["secret", "configMap"]}},
+    description="A key of a Secret or a ConfigMap, mounted as a file.",
+)
+defs["writeVolume"] = obj(
+    {"name": nonempty, "mountPath": {"type": "string", "pattern": "^/"}},
+    ["name", "mountPath"],
+    description="The pod volume a step writes into, and where it is mounted.",
+)
+TAG = {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"}
+DIGEST = {"type": "string", "pattern": "^(|sha256:[a-f0-9]{64})$"}
+PULL = {"enum": ["Always", "IfNotPresent", "Never"]}
+pullSecret = {"oneOf": [nonempty, obj({"name": nonempty}, ["name"])]}
+defs["image"] = obj(
+    {
+        "registry": S,
+        "repository": nonempty,
+        "tag": {
+            "type": "string",
+            "pattern": "^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$",
+            "description": 'A string: quote versions such as "1.10".',
+        },
+        "digest": DIGEST,
+        "slim": B,
+        "slimSuffix": S,
+        "slimDigest": DIGEST,
+        "pullPolicy": PULL,
+        "pullSecrets": arr(pullSecret),
+    }
+)
+defs["stepImage"] = obj(
+    {
+        "registry": S,
+        "repository": nonempty,
+        "tag": TAG,
+        "digest": DIGEST,
+        "slim": B,
+        "pullPolicy": PULL,
+    },
+    description="Image keys of one step, set over the configuration's image.",
+)
+
+common = {
+    "kind": {"description": "Step kind.", "enum": KINDS},
+    "order": {
+        "description": "Position: steps run by ascending order.",
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 999999999,
+    },
+    "enabled": {"description": "false skips the step.", "type": "boolean"},
+    "image": {"$ref": "#/$defs/stepImage"},
+    "env": {"description": "Extra env.", "type": "array", "items": {"$ref": "#/$defs/envVar"}},
+    "resources": {"$ref": "#/$defs/resources"},
+    "securityContext": {"$ref": "#/$defs/securityContext"},
+    "extraArgs": {"description": "Extra CLI arguments, appended.", "type": "array", "items": S},
+    "volumeMounts": {"description": "Extra volume mounts.", "type": "array", "items": {"$ref": "#/$defs/volumeMount"}},
+}
+DUR = {"$ref": "#/$defs/duration"}
+kinds = {
+    "waitForStep": (
+        "wait-for: wait until every target is ready.",
+        {
+            "targets": {
+                "description": "Targets: dns:NAME, tcp:HOST:PORT, http(s)://..., file:PATH (through tpl).",
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "pattern": "^(dns:|tcp:|http://|https://|file:|\\{\\{).+"},
+            },
+            "timeout": DUR,
+            "interval": DUR,
+            "dnsServer": {"description": "DNS server IP[:PORT].", "type": "string"},
+        },
+        ["targets"],
+        {},
+    ),
+    "registerStep": (
+        "register: send one HTTP request announcing the pod.",
+        {
+            "url": {"type": "string", "pattern": "^(https?://|\\{\\{)"},
+            "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
+            "data": S,
+            "json": {"type": ["string", "object", "array"]},
+            "headers": {"type": "array", "items": {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+:"}},
+            "token": {"$ref": "#/$defs/secretRef"},
+            "ca": {"$ref": "#/$defs/fileRef"},
+            "attempts": {"type": "integer", "minimum": 1},
+            "timeout": DUR,
+        },
+        ["url"],
+        {},
+    ),
+    "sleepStep": ("sleep: wait for a duration.", {"duration": DUR}, ["duration"], {}),
+    "gitCloneStep": (
+        "git-clone: clone a repository into a pod volume.",
+        {
+            "repo": nonempty,
+            "volume": {"$ref": "#/$defs/writeVolume"},
+            "dest": {"type": "string", "pattern": "^(/|\\{\\{)"},
+            "ref": S,
+            "depth": {"type": "integer", "minimum": 1},
+            "submodules": B,
+            "username": S,
+            "password": {"$ref": "#/$defs/secretRef"},
+            "sshKey": {"$ref": "#/$defs/secretRef"},
+            "knownHosts": {"$ref": "#/$defs/fileRef"},
+        },
+        ["repo", "volume"],
+        {"dependentRequired": {"sshKey": ["knownHosts"], "password": ["username"]}},
+    ),
+    "renderStep": (
+        "render: render a template into a file in a pod volume.",
+        {
+            "template": {"$ref": "#/$defs/fileRef"},
+            "volume": {"$ref": "#/$defs/writeVolume"},
+            "dest": {"type": "string", "pattern": "^(/|\\{\\{)"},
+            "values": {"type": "array", "items": {"$ref": "#/$defs/fileRef"}},
+            "set": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            "mode": {"type": "string", "pattern": "^0?[0-7]{3}$"},
+        },
+        ["template", "volume", "dest"],
+        {},
+    ),
+}
+kind_of = {
+    "waitForStep": "wait-for",
+    "registerStep": "register",
+    "sleepStep": "sleep",
+    "gitCloneStep": "git-clone",
+    "renderStep": "render",
+}
+for name, (desc, props, req, extra) in kinds.items():
+    defs[name] = {"description": desc, **obj({**common, **props}, ["kind", "order", *req]), **extra}
+defs["step"] = {
+    "description": "One init step; its kind decides its keys.",
+    "type": "object",
+    "required": ["kind", "order"],
+    "properties": {"kind": common["kind"], "order": common["order"]},
+    "allOf": [
+        {"if": {"properties": {"kind": {"const": k}}, "required": ["kind"]}, "then": {"$ref": f"#/$defs/{n}"}}
+        for n, k in kind_of.items()
+    ],
+}
+schema = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "initkit library chart values (the parent chart's block for this dependency)",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "global": {
+            "type": "object",
+            "properties": {
+                "imageRegistry": S,
+                "imagePullSecrets": arr(pullSecret),
+                "compatibility": {
+                    "type": "object",
+                    "properties": {
+                        "openshift": {
+                            "type": "object",
+                            "properties": {"adaptSecurityContext": {"enum": ["auto", "force", "disabled"]}},
+                        }
+                    },
+                },
+            },
+        },
+        "image": {"$ref": "#/$defs/image"},
+        "command": arr(S),
+        "logFormat": {"enum": ["", "text", "json"]},
+        "debug": B,
+        "quiet": B,
+        "securityContext": {"$ref": "#/$defs/securityContext"},
+        "resources": {"$ref": "#/$defs/resources"},
+        "env": arr({"$ref": "#/$defs/envVar"}),
+        "fileMode": {
+            "description": "0400, 0440, 0444, 0600, 0640 or 0644, in octal (decimal 440 is octal 0670: rejected).",
+            "enum": [0o400, 0o440, 0o444, 0o600, 0o640, 0o644],
+        },
+        "volumes": arr({"$ref": "#/$defs/volume"}),
+        "steps": {
+            "type": "object",
+            "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},
+            "additionalProperties": {"$ref": "#/$defs/step"},
+        },
+    },
+    "$defs": defs,
+}
+
+
+def render() -> str:
+    """values.schema.json's text."""
+    return json.dumps(schema, indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
