@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.images.harness import BASE_IMAGE, IMAGE, PodmanSandbox
+from tests.charts.podman_sandbox import PodmanSandbox
+from tests.images.harness import BASE_IMAGE, IMAGE
 
 pytestmark = pytest.mark.podman
 
