@@ -47,7 +47,13 @@ _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
 class RequestFailed(Exception):
-    """No usable HTTP answer: the message is a short phrase ('connection refused', ...)."""
+    """No usable HTTP answer: the message is a short phrase ('connection refused', ...).
+
+    `attempts`: how many were made, when fewer than the policy allowed."""
+
+    def __init__(self, reason: str, attempts: int | None = None) -> None:
+        super().__init__(reason)
+        self.attempts = attempts
 
 
 class GaveUp(Exception):
@@ -145,12 +151,20 @@ class _Watchdog:
 
     def _cut(self, sock: socket.socket) -> None:
         with self._lock:
-            if self._closed:
+            if self._closed or sock.fileno() == -1:
                 return
-            self.fired = True
-        # socket.socket's own shutdown, also for an SSLSocket: it acts on the descriptor only.
-        with contextlib.suppress(OSError):  # already closed
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            # socket.socket's own shutdown, also for an SSLSocket: it acts on the descriptor only.
+            with contextlib.suppress(OSError):  # closed meanwhile: nothing was cut off
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                self.fired = True
+
+    def disarm(self) -> None:
+        """Between attempts: the last attempt's sockets are done with (the next one re-arms its own)."""
+        with self._lock:
+            timers = list(self._timers.values())
+            self._timers.clear()
+        for timer in timers:
+            timer.cancel()
 
     def take_fired(self) -> bool:
         fired, self.fired = self.fired, False
@@ -264,6 +278,8 @@ class _DeadlineRetry(Retry):
         attempt = len(self.history)
         last = self.history[-1] if self.history else None
         watchdog = self.policy.watchdog
+        if watchdog is not None:
+            watchdog.disarm()
         cut = watchdog is not None and watchdog.take_fired()
         reason = "timed out" if cut else _history_reason(last)
         if watchdog is not None and watchdog.deadline is not None and time.monotonic() + delay >= watchdog.deadline:
@@ -352,6 +368,15 @@ class Client:
                 stream=True,
                 **extra,
             )
+            if watchdog.take_fired():
+                # The head was cut off at the deadline; http.client may still have made a
+                # response of what came (a status line and half a header): it is no answer.
+                response.close()
+                history = getattr(getattr(response.raw, "retries", None), "history", ())
+                tries = len(history) + 1
+                if watchdog.expired():
+                    raise GaveUp("timed out", tries, deadline_passed=True)
+                raise RequestFailed("timed out", tries)
             try:
                 start = _read_start(response) if read_body(response.status_code) else b""
             finally:

@@ -156,7 +156,8 @@ def send(
             f"the {format_duration(timeout)} timeout {passed}"
         ) from None
     except httpclient.RequestFailed as exc:
-        raise JobFailed(f"{method} {url} failed: {exc}; gave up after {attempts} attempts") from None
+        tries = exc.attempts or attempts
+        raise JobFailed(f"{method} {url} failed: {exc}; gave up after {tries} attempts") from None
     status = answer.status
     if status >= 500 or status == 429:
         raise JobFailed(f"{method} {url} failed: HTTP {status}; gave up after {attempts} attempts")

@@ -1,0 +1,428 @@
+"""register and wait-for's http targets against hostile and awkward servers, proxies and redirects.
+
+Everything here is real and on loopback: tinyproxy as the forward proxy, servers
+that drip or flood their answers, two hosts (127.0.0.1 and 127.0.0.2) for a
+cross-host redirect. Names resolve only in a private mount namespace whose
+/etc/hosts the test writes, never through the host's resolver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import initkit_command
+from tests.security.hostile_http import CrossHostRedirect, DripServer, FloodServer, wait_until
+from tests.servers import Reply, ScriptedHttpServer, free_port
+
+POD = {"POD_NAME": "myapp-7d4b9", "POD_NAMESPACE": "shop", "POD_IP": "10.244.1.17", "POD_UID": "8d2c-11"}
+DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, so a proxied request is refused
+
+
+def _need(condition: bool, reason: str) -> None:
+    """Skip on a developer's machine; fail in CI, where a silent skip would hide a hole."""
+    if condition:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def server():
+    s = ScriptedHttpServer()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def tls(tmp_path):
+    """(server context, path of its CA) from a CA the test makes; plus a second, unrelated CA."""
+    trustme = pytest.importorskip("trustme")
+    ca, other = trustme.CA(), trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    other.cert_pem.write_to_path(str(tmp_path / "other-ca.pem"))
+    return context, str(tmp_path / "ca.pem"), str(tmp_path / "other-ca.pem")
+
+
+class Tinyproxy:
+    """Debian's tinyproxy on 127.0.0.1, in the foreground, logging every request and CONNECT."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
+        _need(os.path.exists(binary), "tinyproxy is not installed (Debian: apt-get install tinyproxy)")
+        self.port = free_port()
+        self.log = workdir / "tinyproxy.log"
+        conf = workdir / "tinyproxy.conf"
+        # No ConnectPort line: CONNECT is allowed to any port (the test servers use random ones).
+        conf.write_text(
+            f'Port {self.port}\nListen 127.0.0.1\nTimeout 30\nLogFile "{self.log}"\nLogLevel Info\n'
+            "MaxClients 50\nAllow 127.0.0.0/8\n"
+        )
+        self.proc = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.url = f"http://127.0.0.1:{self.port}"
+        if not wait_until(self._listening, 5):
+            self.stop()
+            raise RuntimeError("tinyproxy did not start")
+
+    def _listening(self) -> bool:
+        import socket
+
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def lines(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+@pytest.fixture
+def proxy(tmp_path):
+    p = Tinyproxy(tmp_path)
+    yield p
+    p.stop()
+
+
+# ---- proxies: as requests reads them from the environment ---------------------------------------
+
+
+def test_register_and_wait_for_go_through_an_http_proxy(run_cli, server, proxy):
+    env = {**POD, "HTTP_PROXY": proxy.url, "NO_PROXY": ""}
+    assert run_cli("register", server.url("/r"), env=env).code == 0
+    result = run_cli("wait-for", server.url("/healthz"), "--timeout", "10s", env=env)
+    assert result.code == 0, result.stderr
+    assert [s.path for s in server.seen] == ["/r", "/healthz"]
+    assert all("tinyproxy" in s.headers.get("Via", "") for s in server.seen)
+
+
+def test_https_goes_through_the_proxy_by_connect(run_cli, proxy, tls):
+    context, ca, _ = tls
+    server = ScriptedHttpServer(tls=context)
+    try:
+        env = {**POD, "HTTPS_PROXY": proxy.url, "NO_PROXY": ""}
+        result = run_cli("register", server.url("/r"), "--ca-file", ca, env=env)
+        waited = run_cli("wait-for", server.url("/healthz"), "--ca-file", ca, "--timeout", "10s", env=env)
+    finally:
+        server.stop()
+    assert result.code == 0, result.stderr
+    assert waited.code == 0, waited.stderr
+    assert [s.path for s in server.seen] == ["/r", "/healthz"]
+    assert proxy.lines().count(f"CONNECT 127.0.0.1:{server.port}") == 2
+
+
+def test_no_proxy_cidr_bypasses_the_proxy(run_cli, server):
+    """The issue's repro: NO_PROXY=127.0.0.0/8 must keep loopback away from a proxy that is down."""
+    env = {**POD, "HTTP_PROXY": DEAD_PROXY, "NO_PROXY": "10.0.0.0/8,127.0.0.0/8,.svc"}
+    waited = run_cli("wait-for", server.url("/healthz"), "--timeout", "5s", env=env)
+    assert waited.code == 0, waited.stderr
+    assert run_cli("register", server.url("/r"), env=env).code == 0
+    # And the proxy really is read: without the CIDR entry the request goes to the dead proxy.
+    proxied = run_cli("register", server.url("/r"), "--attempts", "1", env={**env, "NO_PROXY": "10.0.0.0/8"})
+    assert proxied.code == 1 and "proxy: connection refused" in proxied.stderr
+    assert len(server.seen) == 2
+
+
+def _in_private_hosts(tmp_path: Path, hosts: str, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run argv in a mount namespace where /etc/hosts is `hosts` and resolv.conf names a dead loopback server,
+    so names resolve from the file and no query can leave the machine."""
+    _need(shutil.which("unshare") is not None and os.geteuid() == 0, "needs root and unshare for a private /etc/hosts")
+    (tmp_path / "hosts").write_text(hosts)
+    (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.77\noptions timeout:1 attempts:1\n")
+    script = (
+        f"mount --bind {tmp_path / 'hosts'} /etc/hosts && mount --bind {tmp_path / 'resolv.conf'} /etc/resolv.conf"
+        ' && exec "$@"'
+    )
+    return subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script, "sh", *argv],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_no_proxy_suffix_bypasses_the_proxy(tmp_path, server):
+    hosts = "127.0.0.1 localhost\n127.0.0.1 registry.shop.svc\n"
+    url = f"http://registry.shop.svc:{server.port}/r"
+    env = {**POD, "HTTP_PROXY": DEAD_PROXY, "http_proxy": DEAD_PROXY}
+    direct = _in_private_hosts(
+        tmp_path, hosts, initkit_command("register", url), {**env, "NO_PROXY": "10.0.0.0/8,.svc,.cluster.local"}
+    )
+    assert direct.returncode == 0, direct.stderr
+    assert [s.headers["Host"] for s in server.seen] == [f"registry.shop.svc:{server.port}"]
+    proxied = _in_private_hosts(
+        tmp_path, hosts, initkit_command("register", url, "--attempts", "1"), {**env, "NO_PROXY": ".cluster.local"}
+    )
+    assert proxied.returncode == 1 and "proxy: connection refused" in proxied.stderr
+    assert len(server.seen) == 1
+
+
+# ---- TLS: --ca-file is the trust, whatever REQUESTS_CA_BUNDLE says --------------------------------
+
+
+def test_ca_file_wins_over_requests_ca_bundle(run_cli, tls):
+    context, ca, other = tls
+    server = ScriptedHttpServer(tls=context)
+    try:
+        trusted = run_cli("register", server.url(), "--ca-file", ca, env={**POD, "REQUESTS_CA_BUNDLE": other})
+        overridden = run_cli(
+            "register", server.url(), "--ca-file", other, "--attempts", "1", env={**POD, "REQUESTS_CA_BUNDLE": ca}
+        )
+        probe = run_cli("wait-for", server.url(), "--ca-file", ca, "--timeout", "5s", env={"REQUESTS_CA_BUNDLE": other})
+    finally:
+        server.stop()
+    assert trusted.code == 0, trusted.stderr
+    assert overridden.code == 1 and "certificate verify failed" in overridden.stderr
+    assert probe.code == 0, probe.stderr
+
+
+# ---- redirects ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redirect():
+    r = CrossHostRedirect()
+    yield r
+    r.stop()
+
+
+@pytest.mark.parametrize("how", ["token-file", "header"])
+def test_authorization_is_dropped_on_a_cross_host_redirect(run_cli, redirect, tmp_path, how):
+    token = "s3cr3t-bearer-value"
+    (tmp_path / "token").write_text(token)
+    auth = (
+        ["--token-file", str(tmp_path / "token")]
+        if how == "token-file"
+        else ["--header", "Authorization: Bearer {{ env.API_KEY }}"]
+    )
+    result = run_cli("register", redirect.origin.url("/r"), *auth, "--data", "a=1", env={**POD, "API_KEY": token})
+    assert result.code == 0, result.stderr
+    (first,), (landed,) = redirect.origin.seen, redirect.landing.seen
+    assert first.headers["Authorization"] == f"Bearer {token}"
+    assert (landed.method, landed.path, landed.body) == ("POST", "/landing", "a=1")  # 307 keeps method and body
+    assert "Authorization" not in landed.headers
+    assert landed.headers["Idempotency-Key"] == first.headers["Idempotency-Key"]
+
+
+def test_authorization_is_kept_on_a_same_host_redirect(run_cli, server, tmp_path):
+    (tmp_path / "token").write_text("tok-same-host")
+    server.script = [Reply(307, "", {"Location": server.url("/next")})]
+    assert run_cli("register", server.url("/r"), "--token-file", str(tmp_path / "token"), env=POD).code == 0
+    assert [s.headers.get("Authorization") for s in server.seen] == ["Bearer tok-same-host"] * 2
+
+
+def test_basic_auth_from_url_userinfo_is_dropped_on_a_cross_host_redirect(run_cli, redirect):
+    url = redirect.origin.url("/r").replace("http://", "http://admin:hunter22@")
+    assert run_cli("register", url, env=POD).code == 0
+    assert redirect.origin.seen[0].headers["Authorization"].startswith("Basic ")
+    assert "Authorization" not in redirect.landing.seen[0].headers
+
+
+def test_a_redirect_loop_ends(run_cli, server):
+    server.default = Reply(302, "", {"Location": server.url("/again")})
+    result = run_cli("register", server.url(), "--attempts", "1", env=POD)
+    assert result.code == 1
+    assert "too many redirects" in result.stderr
+    assert len(server.seen) == 6  # the request and 5 redirects
+
+
+# ---- deadlines: a server that drips --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("part", "status"), [("headers", 200), ("body", 422), ("body", 503)])
+def test_register_timeout_is_a_deadline_against_a_dripping_server(run_proc, part, status):
+    drip = DripServer(part, status)
+    try:
+        started = time.monotonic()
+        result = run_proc("register", drip.url(), "--timeout", "3s", env=POD, timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        drip.stop()
+    assert elapsed < 4.5, (elapsed, result.stderr)
+    assert result.code == 1, result.stderr
+    assert len(result.lines) == 1 or all("retrying" in line for line in result.lines[:-1])
+    if status == 422:
+        assert "was refused: HTTP 422 Drip: aaaa" in result.stderr  # what came before the deadline
+    else:
+        assert "the 3s timeout passed" in result.lines[-1]
+        assert "timed out" in result.lines[-1]
+
+
+def test_a_success_with_a_dripping_body_is_not_waited_for(run_proc):
+    drip = DripServer("body", 201)
+    try:
+        started = time.monotonic()
+        result = run_proc("register", drip.url(), "--timeout", "10s", env=POD, timeout=30)
+    finally:
+        drip.stop()
+    assert result.code == 0, result.stderr
+    assert time.monotonic() - started < 3
+    assert "registered (HTTP 201)" in result.stderr
+
+
+def test_each_wait_for_http_check_is_bounded(tmp_path):
+    """A check that hangs must end (5 s) and be retried, not hold its target's thread forever."""
+    drip = DripServer("headers")
+    proc = subprocess.Popen(
+        initkit_command("wait-for", drip.url(), "--timeout", "60s"),
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        started = time.monotonic()
+        assert wait_until(lambda: drip.connections >= 2, 9), "the first check was never cut off"
+        assert time.monotonic() - started < 8
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(3) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        drip.stop()
+
+
+# ---- memory: a server that floods ----------------------------------------------------------------
+
+
+def _peak_rss_kib(argv: list[str], env: dict[str, str], tmp_path: Path) -> tuple[subprocess.CompletedProcess, int]:
+    out = tmp_path / "rss"
+    done = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", "-o", str(out), *argv],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return done, int(out.read_text().split()[-1])
+
+
+@pytest.mark.parametrize(("status", "args"), [(422, []), (503, ["--timeout", "3s", "--attempts", "2"])])
+def test_register_never_reads_a_flood_into_memory(tmp_path, status, args):
+    _need(os.path.exists("/usr/bin/time"), "GNU time is not installed (Debian: time)")
+    flood = FloodServer(status)
+    try:
+        started = time.monotonic()
+        done, rss = _peak_rss_kib(initkit_command("register", flood.url(), *args), POD, tmp_path)
+        elapsed = time.monotonic() - started
+    finally:
+        flood.stop()
+    assert done.returncode == 1, done.stderr
+    assert elapsed < 6
+    assert rss < 60 * 1024, f"peak RSS {rss} KiB"
+    assert flood.sent < flood.size
+    if status == 422:
+        assert "was refused: HTTP 422 Flood: flood flood" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+
+
+# ---- secrets and bad input: exit 2, one line, naming the part, never the value --------------------
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize(
+    ("header", "value", "what"),
+    [
+        ("Authorization: Bearer {{ env.API_KEY }}", "first-half\nsecond-half-s3cr3t", "line break"),
+        ("Authorization: Bearer {{ env.API_KEY }}", "tab-ok\tbut\rcarriage-s3cr3t", "line break"),
+        ("X-Api-Key: {{ env.API_KEY }}", "zone-\u6f22\u5b57-s3cr3t", "non-latin-1"),
+    ],
+)
+def test_a_header_value_that_cannot_be_sent_is_bad_input_naming_only_the_header(
+    run_cli, server, fmt, header, value, what
+):
+    result = run_cli("--log-format", fmt, "register", server.url(), "--header", header, env={**POD, "API_KEY": value})
+    assert result.code == 2, result.stderr
+    assert len(result.lines) == 1
+    line = json.loads(result.lines[0])["msg"] if fmt == "json" else result.lines[0]
+    assert header.split(":")[0] in line and what in line
+    for piece in ("first-half", "second-half", "carriage", "s3cr3t", "\\u6f22", "\u6f22"):
+        assert piece not in result.stderr
+    assert server.seen == []
+
+
+def test_a_token_that_is_not_latin_1_is_bad_input_naming_the_header(run_cli, server, tmp_path):
+    (tmp_path / "token").write_text("t\u00f6k-\u6f22-secret")
+    result = run_cli("register", server.url(), "--token-file", str(tmp_path / "token"), env=POD)
+    assert result.code == 2 and len(result.lines) == 1
+    assert "header Authorization" in result.stderr and "non-latin-1" in result.stderr
+    assert "secret" not in result.stderr and "\u6f22" not in result.stderr
+    assert server.seen == []
+
+
+def test_latin_1_header_values_are_sent(run_cli, server):
+    result = run_cli("register", server.url(), "--header", "X-Name: {{ env.N }}", env={**POD, "N": "Zo\u00eb"})
+    assert result.code == 0, result.stderr
+    assert server.seen[0].headers["X-Name"].encode("latin-1") == "Zo\u00eb".encode("latin-1")
+
+
+@pytest.mark.parametrize("method", ["GET /x HTTP/1.1", "", "GET\r\nX-Evil: 1", "P\u00d6ST"])
+def test_a_method_is_a_token(run_cli, server, method):
+    result = run_cli("register", server.url(), "--method", method, env=POD)
+    assert result.code == 2, result.stderr
+    assert len(result.lines) == 1 and "invalid --method" in result.stderr
+    assert server.seen == []
+
+
+def test_an_unusual_method_that_is_a_token_is_sent(run_cli, server):
+    server.default = Reply(409, "")
+    assert run_cli("register", server.url(), "--method", "patch", env=POD).code == 0
+    assert server.seen[0].method == "PATCH"
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999/", "http://127.0.0.1:0/", "http://:80/"])
+def test_an_unusable_url_is_bad_input_at_once(run_cli, url):
+    for argv in (["register", url], ["wait-for", url, "--timeout", "30s"]):
+        started = time.monotonic()
+        result = run_cli(*argv, env=POD)
+        assert result.code == 2, result.stderr
+        assert len(result.lines) == 1 and "invalid URL" in result.stderr
+        assert time.monotonic() - started < 1
+
+
+# ---- Retry-After ---------------------------------------------------------------------------------
+
+
+def test_a_huge_retry_after_without_timeout_is_capped(server):
+    """20 digits of Retry-After with --timeout 0: no crash, a capped pause, and SIGTERM still ends it."""
+    server.default = Reply(503, "", {"Retry-After": "9" * 20})
+    proc = subprocess.Popen(
+        initkit_command("register", server.url(), "--timeout", "0"),
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **POD},
+    )
+    try:
+        line = proc.stderr.readline()
+        assert "HTTP 503; retrying in 10m0s (attempt 1 of 10)" in line, line
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(2) == 143
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_huge_retry_after_with_a_timeout_gives_up_at_once(run_cli, server):
+    server.default = Reply(429, "", {"Retry-After": "9" * 20})
+    started = time.monotonic()
+    result = run_cli("register", server.url(), "--timeout", "5m", env=POD)
+    assert result.code == 1
+    assert time.monotonic() - started < 2
+    assert result.lines[-1].endswith(
+        "HTTP 429; gave up after 1 attempts: the 5m0s timeout would pass before the next attempt"
+    )
