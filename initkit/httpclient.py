@@ -82,6 +82,10 @@ class Answer:
 
 def check_url(url: str) -> None:
     """http(s)://HOST[:PORT]/... that urllib3 can parse, with a port in range; else BadInput."""
+    bad = re.search(r"[\x00-\x20\x7f]", url)
+    if bad:
+        # Not the URL itself: it would break the line, and it may hold a password.
+        raise BadInput(f"invalid URL: it holds whitespace or a control character (at position {bad.start() + 1})")
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
         raise BadInput(f"invalid URL {url}: expected http://HOST/... or https://HOST/...")
@@ -266,7 +270,10 @@ class _DeadlineRetry(Retry):
         return fresh
 
     def get_retry_after(self, response: Any) -> float | None:
-        seconds = super().get_retry_after(response)
+        try:
+            seconds = super().get_retry_after(response)
+        except urllib3.exceptions.InvalidHeader:
+            return None  # a Retry-After that is neither seconds nor a date: back off as usual
         return None if seconds is None else min(float(seconds), MAX_RETRY_AFTER)
 
     def sleep(self, response: Any = None) -> None:

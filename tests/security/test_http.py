@@ -383,7 +383,17 @@ def test_an_unusual_method_that_is_a_token_is_sent(run_cli, server):
     assert server.seen[0].method == "PATCH"
 
 
-@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999/", "http://127.0.0.1:0/", "http://:80/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1",
+        "http://127.0.0.1:99999/",
+        "http://127.0.0.1:0/",
+        "http://:80/",
+        "http://127.0.0.1:1/x\ny",
+        "http://admin:pass word@127.0.0.1:1/",
+    ],
+)
 def test_an_unusable_url_is_bad_input_at_once(run_cli, url):
     for argv in (["register", url], ["wait-for", url, "--timeout", "30s"]):
         started = time.monotonic()
@@ -426,3 +436,11 @@ def test_a_huge_retry_after_with_a_timeout_gives_up_at_once(run_cli, server):
     assert result.lines[-1].endswith(
         "HTTP 429; gave up after 1 attempts: the 5m0s timeout would pass before the next attempt"
     )
+
+
+def test_a_retry_after_that_is_no_number_nor_date_means_the_usual_backoff(run_cli, server):
+    server.script = [Reply(503, "", {"Retry-After": "soon"})]
+    result = run_cli("register", server.url(), env=POD)
+    assert result.code == 0, result.stderr
+    assert "HTTP 503; retrying in" in result.stderr and "(attempt 1 of 10)" in result.stderr
+    assert len(server.seen) == 2
