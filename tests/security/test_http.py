@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import initkit_command
 from tests.security.hostile_http import CrossHostRedirect, DripServer, FloodServer, wait_until
@@ -444,3 +446,49 @@ def test_a_retry_after_that_is_no_number_nor_date_means_the_usual_backoff(run_cl
     assert result.code == 0, result.stderr
     assert "HTTP 503; retrying in" in result.stderr and "(attempt 1 of 10)" in result.stderr
     assert len(server.seen) == 2
+
+
+# ---- properties of the checks before sending --------------------------------------------------------
+
+
+@given(value=st.text(min_size=1, max_size=40), name=st.text(min_size=1, max_size=12))
+@settings(max_examples=300, deadline=None)
+def test_a_header_passes_the_check_only_if_it_can_be_sent(value, name):
+    """Whatever the text: the check refuses it naming the header alone, or requests and http.client send it."""
+    import requests
+
+    from initkit import httpclient
+    from initkit.errors import BadInput
+
+    secret = f"<{value}>"
+    try:
+        httpclient.check_headers({name: secret})
+    except BadInput as exc:
+        assert "\n" not in str(exc) and secret not in str(exc)
+        return
+    prepared = requests.Request("POST", "http://127.0.0.1/", headers={name: secret}).prepare()
+    assert prepared.headers[name] == secret
+    secret.encode("latin-1")  # what http.client does with a header value
+    assert name.isascii()
+
+
+@given(
+    url=st.one_of(
+        st.text(max_size=40),
+        st.builds(lambda rest: "http://" + rest, st.text(max_size=30)),
+        st.builds(lambda port, path: f"http://127.0.0.1:{port}/{path}", st.integers(-5, 10**6), st.text(max_size=8)),
+    )
+)
+@settings(max_examples=400, deadline=None)
+def test_a_url_passes_the_check_only_if_requests_can_prepare_it(url):
+    import requests
+
+    from initkit import httpclient
+    from initkit.errors import BadInput
+
+    try:
+        httpclient.check_url(url)
+    except BadInput as exc:
+        assert "\n" not in str(exc)
+        return
+    requests.Request("GET", url).prepare()
