@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import ssl
@@ -418,6 +419,8 @@ def test_a_huge_retry_after_without_timeout_is_capped(server):
         env={**os.environ, **POD},
     )
     try:
+        readable, _, _ = select.select([proc.stderr], [], [], 10)
+        assert readable, "no retry line within 10 s"
         line = proc.stderr.readline()
         assert "HTTP 503; retrying in 10m0s (attempt 1 of 10)" in line, line
         proc.send_signal(signal.SIGTERM)
