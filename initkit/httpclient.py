@@ -18,7 +18,6 @@ Imported only by commands that send HTTP: `initkit sleep` loads no requests.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import socket
 import threading
@@ -157,10 +156,13 @@ class _Watchdog:
         with self._lock:
             if self._closed or sock.fileno() == -1:
                 return
-            # socket.socket's own shutdown, also for an SSLSocket: it acts on the descriptor only.
-            with contextlib.suppress(OSError):  # closed meanwhile: nothing was cut off
+            # Flag first: the reader wakes the moment the socket is shut and asks at once.
+            self.fired = True
+            try:
+                # socket.socket's own shutdown, also for an SSLSocket: it acts on the descriptor only.
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
-                self.fired = True
+            except OSError:
+                self.fired = False  # closed meanwhile: nothing was cut off
 
     def disarm(self) -> None:
         """Between attempts: the last attempt's sockets are done with (the next one re-arms its own)."""
