@@ -120,14 +120,16 @@ class _Watchdog:
     """Shuts sockets down when their time is up, from a timer thread.
 
     A blocked recv() then returns at once, wherever it is (status line, headers,
-    body, TLS handshake, a proxy's CONNECT answer), in whichever thread.
+    body, TLS handshake, a proxy's CONNECT answer), in whichever thread. The
+    watchdog holds its own duplicate of each descriptor: TLS detaches the socket
+    object urllib3 first made, and a number alone could be reused by another file.
     """
 
     def __init__(self, deadline: float | None, per_attempt: float) -> None:
         self.deadline = deadline  # time.monotonic(); None: no overall limit
         self.per_attempt = per_attempt
         self.fired = False  # a timer cut a request off since the last `take_fired`
-        self._timers: dict[int, threading.Timer] = {}
+        self._armed: dict[int, tuple[threading.Timer, socket.socket]] = {}  # connection id -> (timer, duplicate)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -139,75 +141,77 @@ class _Watchdog:
     def expired(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
-    def watch(self, sock: socket.socket) -> None:
-        """(Re)arm the timer of `sock` for one attempt, bounded by the deadline."""
-        timer = threading.Timer(max(0.0, self.left()), self._cut, args=(sock,))
+    def watch(self, key: int, sock: socket.socket) -> None:
+        """(Re)arm the timer of connection `key` (its socket `sock`) for one attempt, bounded by the deadline."""
+        try:
+            duplicate = socket.fromfd(sock.fileno(), sock.family, sock.type)
+        except OSError:
+            return  # closed already: nothing to wait on
+        timer = threading.Timer(max(0.0, self.left()), self._cut, args=(duplicate,))
         timer.daemon = True
         with self._lock:
             if self._closed:
+                duplicate.close()
                 return
-            previous = self._timers.pop(id(sock), None)
-            self._timers[id(sock)] = timer
-        if previous is not None:
-            previous.cancel()
+            self._drop(self._armed.pop(key, None))
+            self._armed[key] = (timer, duplicate)
         timer.start()
 
-    def _cut(self, sock: socket.socket) -> None:
+    def _cut(self, duplicate: socket.socket) -> None:
         with self._lock:
-            if self._closed or sock.fileno() == -1:
+            if self._closed or duplicate.fileno() == -1:
                 return
             # Flag first: the reader wakes the moment the socket is shut and asks at once.
             self.fired = True
             try:
-                # socket.socket's own shutdown, also for an SSLSocket: it acts on the descriptor only.
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                duplicate.shutdown(socket.SHUT_RDWR)  # acts on the connection, TLS or not
             except OSError:
-                self.fired = False  # closed meanwhile: nothing was cut off
+                self.fired = False  # closed by the peer meanwhile: nothing was cut off
 
-    def disarm(self) -> None:
-        """Between attempts: the last attempt's sockets are done with (the next one re-arms its own)."""
-        with self._lock:
-            timers = list(self._timers.values())
-            self._timers.clear()
-        for timer in timers:
-            timer.cancel()
+    @staticmethod
+    def _drop(armed: tuple[threading.Timer, socket.socket] | None) -> None:
+        if armed is not None:
+            armed[0].cancel()
+            armed[1].close()
 
     def take_fired(self) -> bool:
         fired, self.fired = self.fired, False
         return fired
 
+    def disarm(self) -> None:
+        """Between attempts: the last attempt's sockets are done with (the next one re-arms its own)."""
+        with self._lock:
+            for armed in self._armed.values():
+                self._drop(armed)
+            self._armed.clear()
+
     def close(self) -> None:
+        self.disarm()
         with self._lock:
             self._closed = True
-            timers = list(self._timers.values())
-            self._timers.clear()
-        for timer in timers:
-            timer.cancel()
 
 
 _current = threading.local()  # the watchdog of the request this thread is sending
 
 
-def _watch(sock: socket.socket | None) -> None:
+def _watch(key: int, sock: socket.socket | None) -> None:
     watchdog: _Watchdog | None = getattr(_current, "watchdog", None)
     if watchdog is not None and sock is not None:
-        watchdog.watch(sock)
+        watchdog.watch(key, sock)
 
 
 class _WatchedMixin:
     """Hands every socket a connection opens or reuses to the thread's watchdog."""
 
-    _initkit_sock: socket.socket | None = None
-
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()  # type: ignore[misc]
-        self._initkit_sock = sock  # the TCP socket, before any TLS or tunnel wraps it
-        _watch(sock)
+        _watch(id(self), sock)  # the TCP socket, before any TLS or tunnel wraps it
         return sock
 
     def request(self, *args: Any, **kwargs: Any) -> None:
-        if getattr(self, "sock", None) is not None:  # a kept-alive connection: re-arm for this attempt
-            _watch(self._initkit_sock)
+        sock = getattr(self, "sock", None)
+        if sock is not None:  # a kept-alive connection: re-arm for this attempt
+            _watch(id(self), sock)
         super().request(*args, **kwargs)  # type: ignore[misc]
 
 

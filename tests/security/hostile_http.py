@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 import time
 
@@ -37,7 +38,8 @@ def _read_request(conn: socket.socket) -> bytes:
 class _TcpServer:
     """Accepts connections on 127.0.0.1 and runs `serve(conn)` for each in a thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.connections = 0
@@ -45,7 +47,7 @@ class _TcpServer:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
 
     def _accept(self) -> None:
         while not self.stopped.is_set():
@@ -57,6 +59,9 @@ class _TcpServer:
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
         with conn, contextlib.suppress(OSError):
             _read_request(conn)
             self.serve(conn)
@@ -76,11 +81,13 @@ class DripServer(_TcpServer):
     part="body": a complete head (status, a large Content-Length), then the body byte by byte.
     """
 
-    def __init__(self, part: str = "headers", status: int = 200, every: float = 0.5) -> None:
+    def __init__(
+        self, part: str = "headers", status: int = 200, every: float = 0.5, tls: ssl.SSLContext | None = None
+    ) -> None:
         if part not in ("headers", "body"):
             raise ValueError(part)
         self.part, self.status, self.every = part, status, every
-        super().__init__()
+        super().__init__(tls)
 
     def serve(self, conn: socket.socket) -> None:
         if self.part == "headers":

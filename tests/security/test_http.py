@@ -264,6 +264,21 @@ def test_register_timeout_is_a_deadline_against_a_dripping_server(run_proc, part
         assert "timed out" in result.lines[-1]
 
 
+def test_register_timeout_is_a_deadline_over_tls_too(run_proc, tls):
+    context, ca, _ = tls
+    drip = DripServer("headers", tls=context)
+    try:
+        started = time.monotonic()
+        result = run_proc("register", drip.url(), "--ca-file", ca, "--timeout", "3s", env=POD, timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        drip.stop()
+    assert drip.connections == 1  # the TLS handshake and request went through; only the answer dripped
+    assert result.code == 1, result.stderr
+    assert elapsed < 4.5, (elapsed, result.stderr)
+    assert "timed out" in result.lines[-1] and "the 3s timeout passed" in result.lines[-1]
+
+
 def test_a_success_with_a_dripping_body_is_not_waited_for(run_proc):
     drip = DripServer("body", 201)
     try:
