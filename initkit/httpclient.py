@@ -275,6 +275,15 @@ class _DeadlineRetry(Retry):
         fresh.policy = self.policy
         return fresh
 
+    def increment(self, *args: Any, **kwargs: Any) -> _DeadlineRetry:
+        fresh = super().increment(*args, **kwargs)  # raises MaxRetryError when no attempt is left
+        response = kwargs.get("response")
+        if response is not None:
+            # urllib3 then drains the answer to reuse the connection; some versions (Debian's 2.3)
+            # keep all of it in memory. A closed answer drains at once; the retry connects anew.
+            response.close()
+        return fresh
+
     def get_retry_after(self, response: Any) -> float | None:
         try:
             seconds = super().get_retry_after(response)
@@ -343,6 +352,8 @@ class Client:
         self.session.headers["User-Agent"] = USER_AGENT
         # No compressed answers: a small gzip body can inflate without bound, and initkit reads only a snippet.
         self.session.headers["Accept-Encoding"] = "identity"
+        # requests reads a redirect's whole body (to reuse the connection) before following it.
+        self.session.hooks["response"].append(_drop_redirect_body)
         adapter = _Adapter(max_retries=self.retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -408,6 +419,13 @@ class Client:
         finally:
             _current.watchdog = None
             watchdog.close()
+
+
+def _drop_redirect_body(response: requests.Response, **kwargs: Any) -> requests.Response:
+    """A redirect's body is never wanted: closing the answer makes it empty for requests."""
+    if response.is_redirect:
+        response.raw.close()
+    return response
 
 
 def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:

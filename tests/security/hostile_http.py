@@ -104,13 +104,14 @@ class DripServer(_TcpServer):
 class FloodServer(_TcpServer):
     """Answers `status` with a body of `size` bytes (10 GB by default), sent as fast as the client reads."""
 
-    def __init__(self, status: int = 422, size: int = 10 * 1024**3) -> None:
-        self.status, self.size = status, size
+    def __init__(self, status: int = 422, size: int = 10 * 1024**3, headers: str = "") -> None:
+        """`headers`: extra header lines, each ending in CRLF (e.g. a Location for a redirect)."""
+        self.status, self.size, self.headers = status, size, headers
         self.sent = 0
         super().__init__()
 
     def serve(self, conn: socket.socket) -> None:
-        conn.sendall(f"HTTP/1.1 {self.status} Flood\r\nContent-Length: {self.size}\r\n\r\n".encode())
+        conn.sendall(f"HTTP/1.1 {self.status} Flood\r\n{self.headers}Content-Length: {self.size}\r\n\r\n".encode())
         block = b"flood " * 10923  # 64 KiB
         while self.sent < self.size and not self.stopped.is_set():
             conn.sendall(block)

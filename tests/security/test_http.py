@@ -259,6 +259,9 @@ def test_register_timeout_is_a_deadline_against_a_dripping_server(run_proc, part
     assert len(result.lines) == 1 or all("retrying" in line for line in result.lines[:-1])
     if status == 422:
         assert "was refused: HTTP 422 Drip: aaaa" in result.stderr  # what came before the deadline
+    elif status == 503:
+        # A retryable answer's body is not waited for: the retries come at once, then the deadline ends them.
+        assert "failed: HTTP 503; gave up after" in result.lines[-1] and "the 3s timeout" in result.lines[-1]
     else:
         assert "the 3s timeout passed" in result.lines[-1]
         assert "timed out" in result.lines[-1]
@@ -322,16 +325,24 @@ def _peak_rss_kib(argv: list[str], env: dict[str, str], tmp_path: Path) -> tuple
     return done, int(out.read_text().split()[-1])
 
 
-@pytest.mark.parametrize(("status", "args"), [(422, []), (503, ["--timeout", "3s", "--attempts", "2"])])
-def test_register_never_reads_a_flood_into_memory(tmp_path, status, args):
+@pytest.mark.parametrize(
+    ("status", "args"), [(422, []), (503, ["--timeout", "3s", "--attempts", "2"]), (307, ["--timeout", "3s"])]
+)
+def test_register_never_reads_a_flood_into_memory(tmp_path, server, status, args):
+    """Not the answer to a refusal, nor one urllib3 drains before a retry, nor a redirect's."""
     _need(os.path.exists("/usr/bin/time"), "GNU time is not installed (Debian: time)")
-    flood = FloodServer(status)
+    flood = FloodServer(status, headers=f"Location: {server.url('/landing')}\r\n" if status == 307 else "")
     try:
         started = time.monotonic()
         done, rss = _peak_rss_kib(initkit_command("register", flood.url(), *args), POD, tmp_path)
         elapsed = time.monotonic() - started
     finally:
         flood.stop()
+    if status == 307:
+        assert done.returncode == 0, done.stderr
+        assert [s.path for s in server.seen] == ["/landing"]
+        assert rss < 60 * 1024, f"peak RSS {rss} KiB"
+        return
     assert done.returncode == 1, done.stderr
     assert elapsed < 6
     assert rss < 60 * 1024, f"peak RSS {rss} KiB"
