@@ -1,118 +1,454 @@
-"""HTTP for `register` and wait-for's URL targets, on urllib3.
+"""HTTP for `register` and wait-for's URL targets, on requests.
 
-urllib3 rather than requests: requests' import alone (urllib3 plus
-charset_normalizer, idna, cookies) costs 5 MiB more than register's whole
-memory budget leaves. What requests added that matters here is done below:
-the proxy environment variables, a CA bundle, redirects, short error phrases.
+requests does the protocol work: the proxy environment variables (CIDR and
+suffix NO_PROXY entries), Basic auth from URL userinfo, redirects (dropping
+Authorization when the host changes), the CA bundle. Retries, their backoff
+with jitter and Retry-After are urllib3's `Retry`, mounted on the Session's
+adapter. What initkit adds is what neither library has:
+
+- a real deadline: requests' timeout applies to each socket read, so a server
+  that drips one byte at a time never trips it. A watchdog shuts the socket
+  down at the deadline (`_Watchdog`); `_DeadlineRetry` then refuses to retry.
+- answers are streamed: only the first few KiB of a body are ever read.
+- request parts are checked before sending, so a bad value is exit 2 with a
+  line naming the part, never a library message quoting the (secret) value.
+
+Imported only by commands that send HTTP: `initkit sleep` loads no requests.
 """
 
 from __future__ import annotations
 
-import email.utils
-import os
+import re
+import socket
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+import requests
+import requests.adapters
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.retry import Retry
 
 from initkit import __version__
 from initkit.errors import BadInput
 
 USER_AGENT = f"initkit/{__version__}"
 MAX_REDIRECTS = 5
+SNIPPET_BYTES = 4096  # all of a body initkit ever reads: enough for the error line
+MAX_RETRY_AFTER = 600.0  # a server may ask for a pause, not for forever (and time.sleep overflows)
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: methods and header names
+# RFC 9110 field-value characters: visible ASCII, space, tab and obs-text; all latin-1, as http.client sends them.
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
 class RequestFailed(Exception):
-    """No HTTP answer: the message is a short phrase ('connection refused', ...)."""
+    """No usable HTTP answer: the message is a short phrase ('connection refused', ...).
+
+    `attempts`: how many were made, when fewer than the policy allowed."""
+
+    def __init__(self, reason: str, attempts: int | None = None) -> None:
+        super().__init__(reason)
+        self.attempts = attempts
+
+
+class GaveUp(Exception):
+    """Retrying stopped early because the deadline would pass; `reason` is the last failure."""
+
+    def __init__(self, reason: str, attempts: int, deadline_passed: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.attempts = attempts
+        self.deadline_passed = deadline_passed
 
 
 @dataclass
-class Response:
+class Answer:
     status: int
     reason: str
-    headers: dict[str, str]  # names lower-cased
-    text: str
+    start: str  # the first SNIPPET_BYTES of the body, decoded
 
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
+    @property
+    def snippet(self) -> str:
+        return snippet(self.start)
+
+
+# ---- checks before sending ----------------------------------------------------------------------
 
 
 def check_url(url: str) -> None:
+    """http(s)://HOST[:PORT]/... that urllib3 can parse, with a port in range; else BadInput."""
+    bad = re.search(r"[\x00-\x20\x7f]", url)
+    if bad:
+        # Not the URL itself: it would break the line, and it may hold a password.
+        raise BadInput(f"invalid URL: it holds whitespace or a control character (at position {bad.start() + 1})")
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
         raise BadInput(f"invalid URL {url}: expected http://HOST/... or https://HOST/...")
+    try:
+        parsed = urllib3.util.parse_url(url)
+    except urllib3.exceptions.LocationParseError:
+        raise BadInput(f"invalid URL {url}: cannot parse the host or port") from None
+    if not parsed.host:
+        raise BadInput(f"invalid URL {url}: no host")
+    if parsed.port == 0:
+        raise BadInput(f"invalid URL {url}: port 0")
 
 
-def _no_proxy(host: str) -> bool:
-    entries = os.environ.get("NO_PROXY", os.environ.get("no_proxy", ""))
-    for entry in (e.strip().lower() for e in entries.split(",")):
-        if entry == "*" or (entry and (host == entry.lstrip(".") or host.endswith("." + entry.lstrip(".")))):
-            return True
-    return False
+def check_method(method: str) -> None:
+    if not TOKEN.fullmatch(method):
+        raise BadInput(f"invalid --method {method!r}: a method is one word such as POST or PUT")
 
 
-def _proxy_for(scheme: str, host: str) -> str | None:
-    if _no_proxy(host.lower()):
-        return None
-    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
-        if os.environ.get(name):
-            return os.environ[name]
-    return None
+def check_headers(headers: Mapping[str, str]) -> None:
+    """Names are tokens, values one line of latin-1 text. The message names the header, never its value."""
+    for name, value in headers.items():
+        if not TOKEN.fullmatch(name):
+            raise BadInput(f"invalid header name {name!r}: a header name is one word such as X-Team")
+        if not _FIELD_VALUE.fullmatch(value):
+            what = "a line break or control character" if re.search(r"[\x00-\x1f\x7f]", value) else "non-latin-1 text"
+            raise BadInput(f"header {name}: its value holds {what}; a header value must be one line of latin-1 text")
+
+
+# ---- the deadline -------------------------------------------------------------------------------
+
+
+class _Watchdog:
+    """Shuts sockets down when their time is up, from a timer thread.
+
+    A blocked recv() then returns at once, wherever it is (status line, headers,
+    body, TLS handshake, a proxy's CONNECT answer), in whichever thread. The
+    watchdog holds its own duplicate of each descriptor: TLS detaches the socket
+    object urllib3 first made, and a number alone could be reused by another file.
+    """
+
+    def __init__(self, deadline: float | None, per_attempt: float) -> None:
+        self.deadline = deadline  # time.monotonic(); None: no overall limit
+        self.per_attempt = per_attempt
+        self.fired = False  # a timer cut a request off since the last `take_fired`
+        self._armed: dict[int, tuple[threading.Timer, socket.socket]] = {}  # connection id -> (timer, duplicate)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def left(self) -> float:
+        if self.deadline is None:
+            return self.per_attempt
+        return min(self.per_attempt, self.deadline - time.monotonic())
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def watch(self, key: int, sock: socket.socket) -> None:
+        """(Re)arm the timer of connection `key` (its socket `sock`) for one attempt, bounded by the deadline."""
+        try:
+            duplicate = socket.fromfd(sock.fileno(), sock.family, sock.type)
+        except OSError:
+            return  # closed already: nothing to wait on
+        timer = threading.Timer(max(0.0, self.left()), self._cut, args=(duplicate,))
+        timer.daemon = True
+        with self._lock:
+            if self._closed:
+                duplicate.close()
+                return
+            self._drop(self._armed.pop(key, None))
+            self._armed[key] = (timer, duplicate)
+        timer.start()
+
+    def _cut(self, duplicate: socket.socket) -> None:
+        with self._lock:
+            if self._closed or duplicate.fileno() == -1:
+                return
+            # Flag first: the reader wakes the moment the socket is shut and asks at once.
+            self.fired = True
+            try:
+                duplicate.shutdown(socket.SHUT_RDWR)  # acts on the connection, TLS or not
+            except OSError:
+                self.fired = False  # closed by the peer meanwhile: nothing was cut off
+
+    @staticmethod
+    def _drop(armed: tuple[threading.Timer, socket.socket] | None) -> None:
+        if armed is not None:
+            armed[0].cancel()
+            armed[1].close()
+
+    def take_fired(self) -> bool:
+        fired, self.fired = self.fired, False
+        return fired
+
+    def disarm(self) -> None:
+        """Between attempts: the last attempt's sockets are done with (the next one re-arms its own)."""
+        with self._lock:
+            for armed in self._armed.values():
+                self._drop(armed)
+            self._armed.clear()
+
+    def close(self) -> None:
+        self.disarm()
+        with self._lock:
+            self._closed = True
+
+
+_current = threading.local()  # the watchdog of the request this thread is sending
+
+
+def _watch(key: int, sock: socket.socket | None) -> None:
+    watchdog: _Watchdog | None = getattr(_current, "watchdog", None)
+    if watchdog is not None and sock is not None:
+        watchdog.watch(key, sock)
+
+
+class _WatchedMixin:
+    """Hands every socket a connection opens or reuses to the thread's watchdog."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # type: ignore[misc]
+        _watch(id(self), sock)  # the TCP socket, before any TLS or tunnel wraps it
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        sock = getattr(self, "sock", None)
+        if sock is not None:  # a kept-alive connection: re-arm for this attempt
+            _watch(id(self), sock)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _Connection(_WatchedMixin, HTTPConnection):
+    pass
+
+
+class _TlsConnection(_WatchedMixin, HTTPSConnection):
+    pass
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TlsPool(HTTPSConnectionPool):
+    ConnectionCls = _TlsConnection
+
+
+_POOLS = {"http": _Pool, "https": _TlsPool}
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter with connections the watchdog can see, direct or through a proxy."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+# ---- retries ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RetryPolicy:
+    """How `send` retries: `attempts` in all, within the deadline; `on_retry(reason, delay, attempt)` logs."""
+
+    attempts: int = 1
+    on_retry: Callable[[str, float, int], None] | None = None
+    watchdog: _Watchdog | None = field(default=None, repr=False)
+
+
+class _DeadlineRetry(Retry):
+    """urllib3's Retry, plus: no retry that would start after the deadline, a cap on Retry-After,
+    and a log line before each pause. Backoff, jitter and Retry-After parsing stay urllib3's."""
+
+    # 413 with Retry-After is a 4xx that register's contract fails at once.
+    RETRY_AFTER_STATUS_CODES = frozenset([429, 503])
+
+    def __init__(self, *args: Any, policy: RetryPolicy | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.policy = policy or RetryPolicy()
+
+    def new(self, **kwargs: Any) -> _DeadlineRetry:
+        fresh = super().new(**kwargs)
+        fresh.policy = self.policy
+        return fresh
+
+    def increment(self, *args: Any, **kwargs: Any) -> _DeadlineRetry:
+        fresh = super().increment(*args, **kwargs)  # raises MaxRetryError when no attempt is left
+        response = kwargs.get("response")
+        if response is not None:
+            # urllib3 then drains the answer to reuse the connection; some versions (Debian's 2.3)
+            # keep all of it in memory. A closed answer drains at once; the retry connects anew.
+            response.close()
+        return fresh
+
+    def get_retry_after(self, response: Any) -> float | None:
+        try:
+            seconds = super().get_retry_after(response)
+        except urllib3.exceptions.InvalidHeader:
+            return None  # a Retry-After that is neither seconds nor a date: back off as usual
+        return None if seconds is None else min(float(seconds), MAX_RETRY_AFTER)
+
+    def sleep(self, response: Any = None) -> None:
+        delay = None
+        if self.respect_retry_after_header and response is not None:
+            delay = self.get_retry_after(response)
+        if delay is None:
+            delay = self.get_backoff_time()
+        attempt = len(self.history)
+        last = self.history[-1] if self.history else None
+        watchdog = self.policy.watchdog
+        if watchdog is not None:
+            watchdog.disarm()
+        cut = watchdog is not None and watchdog.take_fired()
+        reason = "timed out" if cut else _history_reason(last)
+        if watchdog is not None and watchdog.deadline is not None and time.monotonic() + delay >= watchdog.deadline:
+            raise GaveUp(reason, attempt, deadline_passed=watchdog.expired())
+        if self.policy.on_retry is not None:
+            self.policy.on_retry(reason, delay, attempt)
+        if delay > 0:
+            time.sleep(delay)
+
+
+def _history_reason(entry: Any) -> str:
+    if entry is None:
+        return "unknown"
+    if entry.status is not None:
+        return f"HTTP {entry.status}"
+    return describe_error(entry.error) if entry.error is not None else "unknown"
+
+
+# ---- sending ------------------------------------------------------------------------------------
 
 
 class Client:
-    def __init__(self, ca_file: str | None = None) -> None:
-        import urllib3
+    """One requests Session for a command; `verify` is passed per request, so neither
+    REQUESTS_CA_BUNDLE nor CURL_CA_BUNDLE can replace `--ca-file`."""
+
+    def __init__(self, ca_file: str | None = None, *, policy: RetryPolicy | None = None) -> None:
+        import os
 
         if ca_file is not None and not os.path.isfile(ca_file):
             raise BadInput(f"CA file {ca_file} does not exist")
-        self._urllib3 = urllib3
-        self._options: dict[str, Any] = {"ca_certs": ca_file} if ca_file else {}
-        self._pools: dict[str | None, Any] = {}
+        self.verify: str | bool = ca_file if ca_file is not None else True
+        self.policy = policy or RetryPolicy()
+        self.retry = _DeadlineRetry(
+            total=self.policy.attempts - 1,
+            # Every attempt carries the same Idempotency-Key, so any method may be retried, POST and PUT too.
+            allowed_methods=None,
+            status_forcelist=frozenset([429, *range(500, 600)]),
+            respect_retry_after_header=True,
+            raise_on_status=False,  # after the last attempt: hand back the last answer
+            backoff_factor=0.5,
+            backoff_jitter=0.5,
+            backoff_max=30.0,
+            redirect=False,  # requests follows redirects itself (Session.max_redirects)
+            policy=self.policy,
+        )
+        self.session = requests.Session()
+        self.session.max_redirects = MAX_REDIRECTS
+        self.session.headers["User-Agent"] = USER_AGENT
+        # No compressed answers: a small gzip body can inflate without bound, and initkit reads only a snippet.
+        self.session.headers["Accept-Encoding"] = "identity"
+        # requests reads a redirect's whole body (to reuse the connection) before following it.
+        self.session.hooks["response"].append(_drop_redirect_body)
+        adapter = _Adapter(max_retries=self.retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
 
-    def _pool(self, proxy: str | None) -> Any:
-        if proxy not in self._pools:
-            if proxy is None:
-                self._pools[proxy] = self._urllib3.PoolManager(**self._options)
-            else:
-                self._pools[proxy] = self._urllib3.ProxyManager(proxy, **self._options)
-        return self._pools[proxy]
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        deadline: float | None,
+        per_attempt: float,
+        read_body: Callable[[int], bool],
+    ) -> Answer:
+        """One request with the retries of the policy, all within `deadline` (time.monotonic()).
 
-    def request(
-        self, method: str, url: str, *, body: str | None = None, headers: dict[str, str] | None = None, timeout: float
-    ) -> Response:
-        check_url(url)
-        urllib3 = self._urllib3
+        Raises GaveUp (the deadline ends the retries), RequestFailed (no answer after
+        the last attempt) or BadInput (requests found the URL unusable)."""
+        watchdog = _Watchdog(deadline, per_attempt)
+        self.policy.watchdog = watchdog
+        _current.watchdog = watchdog
+        extra: dict[str, Any] = {}
+        if headers and any(name.lower() == "authorization" for name in headers):
+            # An explicit Authorization header wins over URL userinfo and ~/.netrc, as in curl.
+            extra["auth"] = _keep_headers
         try:
-            parsed = urllib3.util.parse_url(url)
-        except urllib3.exceptions.LocationParseError as exc:
-            raise BadInput(f"invalid URL {url}: {exc}") from None
-        all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
-        if parsed.auth and not any(k.lower() == "authorization" for k in all_headers):
-            # http://user:password@host/ means Basic auth, as curl and requests read it
-            import base64
-            from urllib.parse import unquote
-
-            all_headers["Authorization"] = "Basic " + base64.b64encode(unquote(parsed.auth).encode()).decode()
-        retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=MAX_REDIRECTS)
-        try:
-            answer = self._pool(_proxy_for(parsed.scheme or "http", parsed.host or "")).request(
+            limit = max(0.05, watchdog.left())
+            response = self.session.request(
                 method,
                 url,
-                body=body.encode() if body is not None else None,
-                headers=all_headers,
-                timeout=urllib3.Timeout(total=timeout),
-                retries=retries,
+                data=body.encode() if body is not None else None,
+                headers=dict(headers or {}),
+                timeout=(limit, limit),
+                verify=self.verify,
+                stream=True,
+                **extra,
             )
-        except urllib3.exceptions.LocationValueError as exc:
-            raise BadInput(f"invalid URL {url}: {exc}") from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise RequestFailed(describe_error(exc)) from None
-        return Response(
-            answer.status,
-            answer.reason or "",
-            {k.lower(): v for k, v in answer.headers.items()},
-            answer.data.decode("utf-8", errors="replace"),
-        )
+            if watchdog.take_fired():
+                # The head was cut off at the deadline; http.client may still have made a
+                # response of what came (a status line and half a header): it is no answer.
+                response.close()
+                history = getattr(getattr(response.raw, "retries", None), "history", ())
+                tries = len(history) + 1
+                if watchdog.expired():
+                    raise GaveUp("timed out", tries, deadline_passed=True)
+                raise RequestFailed("timed out", tries)
+            try:
+                start = _read_start(response) if read_body(response.status_code) else b""
+            finally:
+                response.close()
+            return Answer(response.status_code, response.reason or "", start.decode("utf-8", errors="replace"))
+        except GaveUp:
+            raise
+        except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema):
+            raise BadInput(f"invalid URL {url}: requests cannot send to it") from None
+        except requests.exceptions.InvalidHeader:
+            # requests' message quotes the value, which may be a secret: name nothing of it.
+            raise BadInput("a header value was refused by requests (leading whitespace or a line break)") from None
+        except requests.exceptions.RequestException as exc:
+            cut = watchdog.take_fired()
+            raise RequestFailed("timed out" if cut else describe_error(exc)) from None
+        finally:
+            _current.watchdog = None
+            watchdog.close()
+
+
+def _drop_redirect_body(response: requests.Response, **kwargs: Any) -> requests.Response:
+    """A redirect's body is never wanted: closing the answer makes it empty for requests."""
+    if response.is_redirect:
+        response.raw.close()
+    return response
+
+
+def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
+
+
+def _read_start(response: requests.Response) -> bytes:
+    """At most SNIPPET_BYTES of the body, undecoded; whatever came before an error or the deadline."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size < SNIPPET_BYTES:
+            chunk = response.raw.read(SNIPPET_BYTES - size, decode_content=False)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except (urllib3.exceptions.HTTPError, OSError):
+        pass
+    return b"".join(chunks)
+
+
+# ---- messages -----------------------------------------------------------------------------------
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -130,10 +466,19 @@ def _causes(exc: BaseException) -> list[BaseException]:
 
 def describe_error(exc: BaseException) -> str:
     """A short phrase for a failed request: 'connection refused', 'timed out', ..."""
-    import ssl
-
     chain = _causes(exc)
     text = " ".join(str(item) for item in chain)
+    phrase = _phrase(chain, text)
+    if any(isinstance(item, urllib3.exceptions.ProxyError) for item in chain):
+        return f"proxy: {phrase}"
+    return phrase
+
+
+def _phrase(chain: list[BaseException], text: str) -> str:
+    import ssl
+
+    if any(isinstance(item, requests.exceptions.TooManyRedirects) for item in chain):
+        return f"too many redirects (over {MAX_REDIRECTS})"
     if any(isinstance(item, ConnectionRefusedError) for item in chain) or "Connection refused" in text:
         return "connection refused"
     if any(isinstance(item, ssl.SSLCertVerificationError) for item in chain) or "CERTIFICATE_VERIFY_FAILED" in text:
@@ -144,25 +489,10 @@ def describe_error(exc: BaseException) -> str:
         return "cannot resolve host"
     if any(isinstance(item, TimeoutError) for item in chain) or "timed out" in text:
         return "timed out"
-    if "redirect" in text.lower():
-        return f"too many redirects (over {MAX_REDIRECTS})"
     if "Connection reset" in text or "RemoteDisconnected" in text or "Connection aborted" in text:
         return "connection closed by the server"
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After as seconds: either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    # Never the library's message: it may quote a header value or a URL.
+    return f"{type(chain[0]).__name__}"
 
 
 def snippet(text: str, limit: int = 200) -> str:

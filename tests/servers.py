@@ -172,7 +172,9 @@ class ScriptedHttpServer:
     When the script runs out it repeats `default`.
     """
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
+        """`host`: any 127.0.0.0/8 address, e.g. 127.0.0.2 for a second host in a cross-host test."""
+        self.host = host
         self.script: list[Reply] = []
         self.default = Reply(200, "ok")
         self.seen: list[Seen] = []
@@ -197,9 +199,9 @@ class ScriptedHttpServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = do_PUT = _answer
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
 
-        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         if tls is not None:
             self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
@@ -209,7 +211,7 @@ class ScriptedHttpServer:
         self.thread.start()
 
     def url(self, path: str = "/") -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://{self.host}:{self.port}{path}"
 
     def stop(self) -> None:
         self.httpd.shutdown()

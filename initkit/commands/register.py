@@ -7,6 +7,7 @@ Replaces: curl -X POST http://$MANAGEMENT_SERVICE_HOST:$MANAGEMENT_SERVICE_PORT/
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 
 # A fixed namespace, so the key depends on the pod's identity and target only.
 _KEY_NAMESPACE = uuid.UUID("6f1c3f6e-8d4c-5b0e-9a57-2f1d4c9e7a10")
-MAX_REQUEST_TIMEOUT = 30.0
+MAX_REQUEST_TIMEOUT = 30.0  # one attempt's limit, also when --timeout is 0
+# Headers whose values are credentials by name; their rendered values are redacted like a token file's.
+_SECRET_HEADER = re.compile(r"auth|token|key|secret|passw|cookie|session|credential", re.IGNORECASE)
 
 
 @click.command("register", epilog=EXIT_CODES_HELP)
@@ -72,12 +75,13 @@ def command(
     Example: initkit register 'http://mgmt/register' \\
                --data 'instance={{ pod.name }}&ip={{ pod.ip }}' --token-file /var/run/secrets/token
     """
-    from initkit import secretfile
+    from initkit import httpclient, redact, secretfile
     from initkit.podfacts import PodFacts
     from initkit.templating import base_context, render_string
 
     if data is not None and json_body is not None:
         raise BadInput("--data and --json are mutually exclusive")
+    httpclient.check_method(method)
     facts = PodFacts()
     context = base_context(facts)
     request_headers = {"Idempotency-Key": idempotency_key(facts, method.upper(), url)}
@@ -87,7 +91,10 @@ def command(
         name, sep, value = raw.partition(":")
         if not sep or not name.strip():
             raise BadInput(f"malformed --header {raw.split(':')[0]!r}...: expected 'Name: value'")
-        request_headers[name.strip()] = render_string(value.strip(), context, f"--header {name.strip()}")
+        rendered = render_string(value.strip(), context, f"--header {name.strip()}")
+        if _SECRET_HEADER.search(name):
+            redact.register(rendered)  # e.g. 'Authorization: Bearer {{ env.API_KEY }}': never print the value
+        request_headers[name.strip()] = rendered
     target = render_string(url, context, "URL")
     body: str | None = None
     if data is not None:
@@ -120,51 +127,43 @@ def send(
 ) -> None:
     import time
 
-    from initkit import httpclient, retry
+    from initkit import httpclient
     from initkit.durations import format_duration
 
     httpclient.check_url(url)
-    client = httpclient.Client(ca_file)
-    started = time.monotonic()
+    httpclient.check_headers(headers)
 
-    def attempt() -> httpclient.Response:
-        left = timeout - (time.monotonic() - started) if timeout else MAX_REQUEST_TIMEOUT
-        try:
-            response = client.request(
-                method, url, body=body, headers=headers, timeout=max(0.1, min(MAX_REQUEST_TIMEOUT, left))
-            )
-        except httpclient.RequestFailed as exc:
-            raise retry.TryAgain(str(exc)) from None
-        status = response.status
-        if 200 <= status < 300 or status == 409:
-            return response
-        if status >= 500 or status == 429:
-            retry_after = httpclient.parse_retry_after(response.header("Retry-After"))
-            raise retry.TryAgain(f"HTTP {status}", retry_after=retry_after)
-        answer = httpclient.snippet(response.text)
-        raise JobFailed(f"{method} {url} was refused: HTTP {status} {response.reason}: {answer}")
+    def on_retry(reason: str, delay: float, attempt: int) -> None:
+        log.warning(f"{method} {url}: {reason}; retrying in {format_duration(delay)} (attempt {attempt} of {attempts})")
 
-    def before_sleep(state: retry.RetryState) -> None:
-        log.warning(
-            f"{method} {url}: {state.last.reason if state.last else '?'}; "
-            f"retrying in {format_duration(state.upcoming_sleep)} (attempt {state.attempt} of {attempts})"
-        )
-
+    client = httpclient.Client(ca_file, policy=httpclient.RetryPolicy(attempts=attempts, on_retry=on_retry))
+    deadline = time.monotonic() + timeout if timeout else None
     try:
-        response = retry.call(
-            attempt,
-            stop=retry.stop_after_attempt(attempts) | retry.stop_before_delay(timeout),
-            wait=retry.wait_exponential_jitter(initial=0.5, maximum=30.0),
-            before_sleep=before_sleep,
+        answer = client.send(
+            method,
+            url,
+            body=body,
+            headers=headers,
+            deadline=deadline,
+            per_attempt=min(timeout, MAX_REQUEST_TIMEOUT) if timeout else MAX_REQUEST_TIMEOUT,
+            # The body only matters for the error line of a refusal; a success's body is never read.
+            read_body=lambda status: not (200 <= status < 300 or status == 409),
         )
-    except retry.RetryError as exc:
-        state = exc.state
-        why = state.last.reason if state.last else "unknown"
-        if state.attempt < attempts:
-            limit = f"the {format_duration(timeout)} timeout would pass before the next attempt"
-            raise JobFailed(f"{method} {url} failed: {why}; gave up after {state.attempt} attempts: {limit}") from None
-        raise JobFailed(f"{method} {url} failed: {why}; gave up after {state.attempt} attempts") from None
-    if response.status == 409:
+    except httpclient.GaveUp as exc:
+        passed = "passed" if exc.deadline_passed else "would pass before the next attempt"
+        raise JobFailed(
+            f"{method} {url} failed: {exc.reason}; gave up after {exc.attempts} attempts: "
+            f"the {format_duration(timeout)} timeout {passed}"
+        ) from None
+    except httpclient.RequestFailed as exc:
+        tries = exc.attempts or attempts
+        raise JobFailed(f"{method} {url} failed: {exc}; gave up after {tries} attempts") from None
+    status = answer.status
+    if status >= 500 or status == 429:
+        raise JobFailed(f"{method} {url} failed: HTTP {status}; gave up after {attempts} attempts")
+    if status == 409:
         log.info(f"{method} {url}: already registered (HTTP 409)")
+    elif 200 <= status < 300:
+        log.info(f"{method} {url}: registered (HTTP {status})")
     else:
-        log.info(f"{method} {url}: registered (HTTP {response.status})")
+        raise JobFailed(f"{method} {url} was refused: HTTP {status} {answer.reason}: {answer.snippet}")
