@@ -80,22 +80,10 @@ class Answer:
 
 
 def check_url(url: str) -> None:
-    """http(s)://HOST[:PORT]/... that urllib3 can parse, with a port in range; else BadInput."""
-    bad = re.search(r"[\x00-\x20\x7f]", url)
-    if bad:
-        # Not the URL itself: it would break the line, and it may hold a password.
-        raise BadInput(f"invalid URL: it holds whitespace or a control character (at position {bad.start() + 1})")
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
-        raise BadInput(f"invalid URL {url}: expected http://HOST/... or https://HOST/...")
-    try:
-        parsed = urllib3.util.parse_url(url)
-    except urllib3.exceptions.LocationParseError:
-        raise BadInput(f"invalid URL {url}: cannot parse the host or port") from None
-    if not parsed.host:
-        raise BadInput(f"invalid URL {url}: no host")
-    if parsed.port == 0:
-        raise BadInput(f"invalid URL {url}: port 0")
+    """http(s)://HOST[:PORT]/... that requests can send; else BadInput (initkit.urls is the one check)."""
+    from initkit.urls import check_http_url
+
+    check_http_url(url)
 
 
 def check_method(method: str) -> None:

@@ -71,7 +71,8 @@ def command(
     Example:  initkit wait-for dns:myservice tcp:mydb:5432 http://api/healthz --timeout 2m
     """
     from initkit.durations import format_duration
-    from initkit.probes import parse, shown
+    from initkit.probes import parse
+    from initkit.urls import shown
 
     started = time.monotonic()
     if interval <= 0:
@@ -95,7 +96,8 @@ def command(
 def wait_until_ready(probes: Sequence[Probe], *, timeout: float, interval: float, started: float | None = None) -> None:
     """Check every probe each interval, in its own thread; JobFailed naming the laggards at the timeout."""
     from initkit.durations import format_duration
-    from initkit.probes import NotReady, shown
+    from initkit.probes import NotReady
+    from initkit.urls import shown
 
     started = time.monotonic() if started is None else started
     cancel = threading.Event()
@@ -154,7 +156,7 @@ def _exec(argv: list[str]) -> None:
     import os
 
     from initkit import signals
-    from initkit.probes import printable
+    from initkit.urls import printable
 
     name = printable(argv[0])
     if not argv[0]:  # execvp("") is a ValueError, not ENOENT; for the user it is the same

@@ -418,11 +418,15 @@ def test_an_unusual_method_that_is_a_token_is_sent(run_cli, server):
     ],
 )
 def test_an_unusable_url_is_bad_input_at_once(run_cli, url):
-    for argv in (["register", url], ["wait-for", url, "--timeout", "30s"]):
+    for argv, wording in (
+        (["register", url], "invalid URL"),
+        (["wait-for", url, "--timeout", "30s"], "malformed target"),
+    ):
         started = time.monotonic()
         result = run_cli(*argv, env=POD)
         assert result.code == 2, result.stderr
-        assert len(result.lines) == 1 and "invalid URL" in result.stderr
+        assert len(result.lines) == 1 and wording in result.stderr
+        assert "pass word" not in result.stderr
         assert time.monotonic() - started < 1
 
 
