@@ -323,8 +323,11 @@ def test_missing_path_or_a_link_as_path_is_exit_2(volume, run_cli, tmp_path):
 
 
 def _setpriv(*prefix: str, args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    # Without coverage's subprocess hook: uid 65532 cannot write its data file into the checkout.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVERAGE_", "COV_CORE_"))}
     return subprocess.run(
         ["setpriv", *prefix, *initkit_command(*args)],
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
