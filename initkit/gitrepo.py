@@ -378,6 +378,7 @@ _ALLOWED_KEYS = re.compile(
     r"|extensions\.(?:objectformat|partialclone)"
     r"|core\.(?:sparsecheckout|sparsecheckoutcone|sharedrepository)"  # --sparse-checkout-file, --group-write
     r"|initkit\.(?:cloning|depth)"
+    r"|receive\.denynonfastforwards"  # git init writes it with core.sharedRepository
 )
 
 

@@ -293,6 +293,8 @@ def _run(
     env = gitrepo.git_environment(
         header=header, scope=remote.scope, ssh=ssh, credentials=per_url, user_config=user_config
     )
+    if ca_file:  # GIT_SSL_CAINFO, when the image sets it, would win over http.sslCAInfo
+        env["GIT_SSL_CAINFO"] = os.path.abspath(ca_file)
     git = gitrepo.Git(env, credentials=bool(header or ssh or per_url), timeout=timeout, started=started)
     if options.ref is not None:
         gitrepo.check_ref(git, options.ref)
@@ -606,6 +608,7 @@ class Clone:
         self.git.check(*wt, "checkout", "-q", "--force", "--detach", sha, "--", what="checkout")
         if clean:
             self.git.check(*wt, "clean", "-q", "-ffdx", "-e", "/lost+found", what="checkout")
+            self.reset_submodules()
         if self.options.submodules != "off":
             self.update_submodules()
         self.git.check(*self.repo, "config", "--unset", CLONING_KEY, what="checkout")
@@ -854,6 +857,22 @@ class Clone:
             log.info(f"removed {base}: a submodule the commit no longer has")
             removed = True
         return removed
+
+    def reset_submodules(self) -> None:
+        """Resuming a clone: a submodule stopped half-way cannot be updated (git finds no
+        revision in it); nobody but initkit has used them yet, so they are cloned again."""
+        listed = self.git.check(*self.repo, "ls-files", "--stage", "-z", what="checkout").out
+        for entry in filter(None, listed.split("\0")):
+            info, _, path = entry.partition("\t")
+            if info.startswith("160000 "):
+                where = os.path.join(self.dest, path)
+                if os.path.islink(where) or not os.path.isdir(where):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(where)
+                else:
+                    _remove(where)
+                os.makedirs(where, exist_ok=True)
+        _remove(os.path.join(self.git_dir, "modules"))
 
     def remove_stale_lock(self) -> None:
         with contextlib.suppress(FileNotFoundError):
