@@ -305,10 +305,13 @@ def _user_config(text: str | None, added: list[str], ca_file: str | None, group_
     """--git-config and --git-config-add, checked; then what --ca-file and --group-write set."""
     from initkit import gitrepo
 
-    pairs = gitrepo.parse_git_configs(text) if text else []
-    for item in added:
-        pairs += gitrepo.parse_git_configs(item, "--git-config-add")
-    config = [gitrepo.check_user_config(key, value) for key, value in pairs]
+    given = [("--git-config", text)] if text else []
+    given += [("--git-config-add", item) for item in added]
+    config = [
+        gitrepo.check_user_config(key, value, flag)
+        for flag, item in given
+        for key, value in gitrepo.parse_git_configs(item, flag)
+    ]
     if ca_file:
         try:
             with open(ca_file, "rb"):
@@ -824,18 +827,21 @@ class Clone:
         file), so after a move DEST would not match the commit. A removed submodule with
         local changes is kept, with a warning: initkit never destroys work. Its
         repository stays in .git/modules, as git keeps it, for a later move back."""
-        if not os.path.isdir(os.path.join(self.git_dir, "modules")):
+        modules = os.path.realpath(os.path.join(self.git_dir, "modules"))
+        if not os.path.isdir(modules):
             return False
-        self.gitrepo.check_submodule_links(self.dest, self.git_dir)
         removed = False
         owners = {self.dest: self.git_dir}  # work tree -> its git dir, for the trees seen so far
         for base, dirs, files in os.walk(self.dest):
             if base == self.dest:
                 dirs[:] = [name for name in dirs if name != ".git"]
                 continue
-            if ".git" not in files:
+            gitfile = os.path.join(base, ".git")
+            if ".git" not in files or os.path.islink(gitfile):
                 continue
-            sub_git_dir = _gitfile_target(os.path.join(base, ".git"))
+            sub_git_dir = _gitfile_target(gitfile)
+            if not sub_git_dir or not _inside(sub_git_dir, modules):  # not a submodule initkit made: not ours to judge
+                continue
             owner = max((tree for tree in owners if _inside(base, tree) and tree != base), key=len)
             listed = self.git.run(
                 "--literal-pathspecs", "--git-dir", owners[owner], "--work-tree", owner,
@@ -880,9 +886,11 @@ class Clone:
 
 
 def _gitfile_target(path: str) -> str:
-    """Where a submodule's `.git` file points (check_submodule_links checked it is inside .git/modules)."""
+    """Where a submodule's `.git` file points ("" when it is not a gitfile)."""
     with open(path, encoding="utf-8", errors="replace") as handle:
         line = handle.readline().strip()
+    if not line.startswith("gitdir: "):
+        return ""
     return os.path.realpath(os.path.join(os.path.dirname(path), line.removeprefix("gitdir: ")))
 
 

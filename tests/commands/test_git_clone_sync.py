@@ -287,7 +287,7 @@ def test_git_config_reaches_git_and_not_the_checkout(run_cli, git_http, git_repo
 def test_git_config_from_the_environment(run_cli, git_daemon, tmp_path):
     env = {"INITKIT_GIT_CLONE_GIT_CONFIG_ADD": "core.fsmonitor:true\n"}
     result = run_cli("git-clone", git_daemon.url("main.git"), str(tmp_path / "site"), env=env)
-    assert result.code == 2 and "--git-config may not set core.fsmonitor" in result.stderr
+    assert result.code == 2 and "--git-config-add may not set core.fsmonitor" in result.stderr
 
 
 @pytest.mark.parametrize(
