@@ -125,7 +125,13 @@ class CredentialList(click.ParamType):
     multiple=True,
     help="Private key for ssh (instead of anything in ~/.ssh); repeat for several (env: one per line).",
 )
-@option("--known-hosts-file", metavar="FILE", help="known_hosts file for ssh; host keys are always checked.")
+@option(
+    "--known-hosts-file",
+    "--ssh-known-hosts-file",
+    "known_hosts_file",
+    metavar="FILE",
+    help="known_hosts file for ssh; host keys are always checked.",
+)
 @option("--ca-file", metavar="FILE", help="CA bundle for https (git's http.sslCAInfo).")
 @option(
     "--git-config",
