@@ -212,9 +212,7 @@ def command(
             raise BadInput(f"{flag} {path!r} must name a file outside DEST (DEST must hold the checkout only)")
     try:
         explicit = click.get_current_context().get_parameter_source("depth") != ParameterSource.DEFAULT
-        options = Options(
-            ref, depth, explicit, submodules, git_gc, filter_spec, touch_file, _read_sparse(sparse_checkout_file)
-        )
+        options = Options(ref, depth, explicit, submodules, git_gc, filter_spec, _read_sparse(sparse_checkout_file))
         umask = os.umask(0o002) if group_write else None
         try:
             changed = _run(
@@ -243,7 +241,6 @@ class Options:
     submodules: str  # recursive, shallow or off
     gc: str  # auto, always, aggressive or off
     filter: str | None
-    touch_file: str | None
     sparse: bytes | None  # the patterns of --sparse-checkout-file
 
 

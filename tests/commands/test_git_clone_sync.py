@@ -116,7 +116,8 @@ def test_sigterm_during_the_first_checkout_leaves_it_marked_and_the_next_run_fin
             [{"top.txt": "top\n", "big": ("submodule", slow.url("big.git"), git_repos.shas["big"])}],
         )  # fmt: skip
         dest = tmp_path / "site"
-        args = ["git-clone", git_daemon.url(name), str(dest), "--submodules"]
+        error = tmp_path / "error"
+        args = ["git-clone", git_daemon.url(name), str(dest), "--submodules", "--error-file", str(error)]
         proc = subprocess.Popen(initkit_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 20
         while not (dest / ".git/modules/big").is_dir() and time.monotonic() < deadline:
@@ -131,9 +132,11 @@ def test_sigterm_during_the_first_checkout_leaves_it_marked_and_the_next_run_fin
         assert proc.returncode == 143, err
         assert not processes_naming(dest)
         assert (dest / ".git").is_dir() and not complete(dest)  # marked unfinished, as the README says
+        assert error.read_text() == "stopped by SIGTERM\n"
         again = run_cli(*args)
         assert again.code == 0, again.stderr
         assert "finishing an interrupted clone" in again.stderr
+        assert not error.exists()
     finally:
         slow.stop()
     assert complete(dest) and len(list((dest / "big").glob("blob*.bin"))) == 64
@@ -360,6 +363,24 @@ def test_credential_per_url_for_a_submodule_on_another_host(run_cli, git_http, g
             assert "bobs-Secret" not in config.read_text() and "extraheader" not in config.read_text().lower()
     finally:
         other.stop()
+
+
+def test_the_most_specific_credential_wins(run_cli, git_http, git_repos, tmp_path, password_file):
+    """A credential for the host with a wrong password, one for the repository with the right
+    one, from the environment as one JSON list: only the repository's is sent."""
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-it-123\n")
+    creds = [
+        {"url": git_http.url(""), "username": USERNAME, "password-file": str(wrong)},
+        {"url": git_http.url("main.git"), "username": USERNAME, "password-file": str(password_file)},
+    ]
+    env = {"INITKIT_GIT_CLONE_CREDENTIAL": json.dumps(creds, indent=2)}
+    result = run_cli("git-clone", git_http.url("main.git"), str(tmp_path / "site"), env=env)
+    assert result.code == 0, result.stderr
+    assert head(tmp_path / "site") == git_repos.shas["c2"]
+    other = run_cli("git-clone", git_http.url("other.git"), str(tmp_path / "other"), env=env)
+    assert other.code == 1 and "authentication failed" in other.stderr  # the host's (wrong) one
+    assert "not-it-123" not in other.stderr
 
 
 @pytest.mark.parametrize(
