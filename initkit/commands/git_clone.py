@@ -13,6 +13,11 @@ How DEST is read, so that a re-run after any interruption does the right thing:
   local changes are never destroyed.
 - anything else (other files, another repository): refused, nothing touched.
 
+After a move, the work tree of a submodule the commit no longer has is deleted (git
+cannot); a finished clone's submodules stopped half-way are cloned again. The depth
+fetched is recorded (`initkit.depth`) so that a changed --depth applies on a re-run.
+git-sync's one-time options keep its names and value formats (README has the table).
+
 DEST/.git may have been written by the app container that shares the volume: before git
 runs in it, its config is checked against an allow-list (gitrepo.checkout_config), and
 git is always told --git-dir and --work-tree, never left to discover a repository.
@@ -215,11 +220,11 @@ def command(
         options = Options(ref, depth, explicit, submodules, git_gc, filter_spec, _read_sparse(sparse_checkout_file))
         umask = os.umask(0o002) if group_write else None
         try:
-            changed = _run(
-                repo, dest, options, username, password_file, list(credential), askpass_url,
-                list(ssh_key_file), known_hosts_file, ca_file, git_config, list(git_config_add),
-                group_write, timeout,
+            access = Access(
+                username, password_file, list(credential), askpass_url, list(ssh_key_file), known_hosts_file,
+                ca_file, git_config, list(git_config_add), group_write,
             )  # fmt: skip
+            changed = _run(repo, dest, options, access, timeout)
         finally:
             if umask is not None:
                 os.umask(umask)
@@ -244,30 +249,29 @@ class Options:
     sparse: bytes | None  # the patterns of --sparse-checkout-file
 
 
+@dataclass(frozen=True)
+class Access:
+    """How git reaches the repository: credentials, ssh, extra configuration."""
+
+    username: str | None
+    password_file: str | None
+    credentials: list[list[Any]]  # each --credential, parsed: a list of JSON objects
+    askpass_url: str | None
+    key_files: list[str]
+    known_hosts_file: str | None
+    ca_file: str | None
+    git_config: str | None
+    git_config_add: list[str]
+    group_write: bool
+
+
 _FILTER = re.compile(
     r"blob:none|blob:limit=\d+[kmg]?|tree:\d+|object:type=(?:blob|tree|commit|tag)|sparse:oid=[\w./:^{}-]+"
     r"|combine:[\w.:=+%-]+"
 )
 
 
-def _run(
-    repo: str,
-    dest: str,
-    options: Options,
-    username: str | None,
-    password_file: str | None,
-    credentials: list[list[Any]],
-    askpass_url: str | None,
-    key_files: list[str],
-    known_hosts_file: str | None,
-    ca_file: str | None,
-    git_config: str | None,
-    git_config_add: list[str],
-    group_write: bool,
-    timeout: float,
-) -> bool:
-    import shutil
-
+def _run(repo: str, dest: str, options: Options, access: Access, timeout: float) -> bool:
     from initkit import gitrepo
 
     if shutil.which("git", path=os.environ.get("PATH", os.defpath)) is None:
@@ -279,25 +283,27 @@ def _run(
         raise BadInput(
             f"invalid --filter {options.filter!r}: expected blob:none, blob:limit=N, tree:N, object:type=T, ..."
         )
-    user_config = _user_config(git_config, git_config_add, ca_file, group_write)
+    user_config = _user_config(access.git_config, access.git_config_add, access.ca_file, access.group_write)
     started = time.monotonic()
-    if askpass_url:
-        if username or password_file or remote.password or remote.username:
+    header = None
+    if access.askpass_url:
+        if access.username or access.password_file or remote.password or remote.username:
             raise BadInput("--askpass-url replaces --username, --password-file and credentials in REPO; give one")
         if remote.kind != "http":
             raise BadInput("--askpass-url applies to http(s) repositories only")
-        username, secret = _ask_credentials(askpass_url, timeout)
-        header = gitrepo.basic_auth_header(username, secret)
     else:
-        header = _http_credentials(remote, username, password_file)
-    per_url = _url_credentials(credentials, remote, header)
-    ssh = _ssh_options(remote, key_files, known_hosts_file)
+        header = _http_credentials(remote, access.username, access.password_file)
+    per_url = _url_credentials(access.credentials, remote, bool(header or access.askpass_url))
+    ssh = _ssh_options(remote, access.key_files, access.known_hosts_file)
+    if access.askpass_url:  # all input checked: now the network
+        username, secret = _ask_credentials(access.askpass_url, timeout)
+        header = gitrepo.basic_auth_header(username, secret)
     gitrepo.scrub_environment()
     env = gitrepo.git_environment(
         header=header, scope=remote.scope, ssh=ssh, credentials=per_url, user_config=user_config
     )
-    if ca_file:  # GIT_SSL_CAINFO, when the image sets it, would win over http.sslCAInfo
-        env["GIT_SSL_CAINFO"] = os.path.abspath(ca_file)
+    if access.ca_file:  # GIT_SSL_CAINFO, when the image sets it, would win over http.sslCAInfo
+        env["GIT_SSL_CAINFO"] = os.path.abspath(access.ca_file)
     git = gitrepo.Git(env, credentials=bool(header or ssh or per_url), timeout=timeout, started=started)
     if options.ref is not None:
         gitrepo.check_ref(git, options.ref)
@@ -366,13 +372,13 @@ def _ask_credentials(url: str, timeout: float) -> tuple[str, str]:
     return fields.get("username", ""), fields["password"]
 
 
-def _url_credentials(given: list[list[Any]], remote: Remote, header: str | None) -> list[tuple[str, str]]:
+def _url_credentials(given: list[list[Any]], remote: Remote, for_remote: bool) -> list[tuple[str, str]]:
     """Each --credential as (URL scope, Authorization header); its password file read as a secret."""
     from urllib.parse import urlsplit, urlunsplit
 
     from initkit import gitrepo, secretfile
 
-    scopes = {remote.scope} if header else set()
+    scopes = {remote.scope} if for_remote else set()
     pairs = []
     for entry in (item for group in given for item in group):
         if not isinstance(entry, dict):
