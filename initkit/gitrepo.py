@@ -594,7 +594,12 @@ def failure(what: str, outcome: Outcome, credentials: bool = False) -> JobFailed
     lines = [line.strip() for line in outcome.err.splitlines() if line.strip()]
     denied = [line for line in lines if any(marker in line for marker in _AUTH)]
     if denied and credentials and "could not read" in denied[0]:  # git asked again after a 401
-        return JobFailed(f"{what} failed: authentication failed: the server refused the credentials given")
+        asked = re.search(r"for '([^']*)'", denied[0])
+        where = f" for {redact.redact(asked.group(1))}" if asked else ""
+        return JobFailed(
+            f"{what} failed: authentication failed{where}: the server refused the credentials given, "
+            "or none were given for that URL (see --credential)"
+        )
     if denied:
         return JobFailed(f"{what} failed: authentication failed ({denied[0]})")
     if any(re.search(r"returned error: 30[12378]\b", line) for line in lines):

@@ -352,6 +352,7 @@ def test_credential_per_url_for_a_submodule_on_another_host(run_cli, git_http, g
         auth = ["--username", USERNAME, "--password-file", str(password_file), "--submodules"]
         without = run_cli("git-clone", git_http.url(name), str(tmp_path / "a"), *auth)
         assert without.code == 1 and "authentication failed" in without.stderr
+        assert f"authentication failed for http://127.0.0.2:{other.port}" in without.stderr  # the host wanting them
         cred = json.dumps({"url": f"http://127.0.0.2:{other.port}", "username": "bob", "password-file": str(bob)})
         result = run_cli("--debug", "git-clone", git_http.url(name), str(tmp_path / "b"), *auth, "--credential", cred)
         assert result.code == 0, result.stderr
