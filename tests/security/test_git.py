@@ -489,7 +489,7 @@ def test_git_config_extra_header_authenticates_and_stays_out_of_the_checkout(run
     assert head(tmp_path / "site") == git_repos.shas["c2"]
 
 
-def test_credentials_stay_out_of_argv_with_per_url_credentials_and_askpass(git_http, tmp_path):
+def test_askpass_credentials_stay_out_of_argv(git_http, tmp_path):
     """What a process listing shows of every git git-clone runs: no password, no token."""
     import base64
 
