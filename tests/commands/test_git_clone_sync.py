@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests import gitservers
 from tests.commands.test_git_clone import complete, head, processes_naming, tree
@@ -543,3 +545,44 @@ def test_partial_clone_with_a_filter(run_cli, git_daemon, git_repos, filtered_re
 def test_bad_filter_is_bad_input(run_cli, git_daemon, tmp_path):
     result = run_cli("git-clone", git_daemon.url("main.git"), str(tmp_path / "site"), "--filter", "--upload-pack=x")
     assert result.code == 2 and "invalid --filter" in result.stderr
+
+
+# --- --git-config's format, for any input ------------------------------------------
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+
+
+def _quote(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{escaped}"'
+
+
+def _bare(text: str) -> str:
+    """An unquoted value, as git-sync's manual says: commas (and backslashes) escaped.
+    An empty value must be quoted (git-sync: "no value")."""
+    if not text:
+        return '""'
+    escaped = text.replace("\\", "\\\\").replace(",", "\\,")
+    return "\\" + escaped if escaped.startswith('"') else escaped
+
+
+@settings(max_examples=300, deadline=None)
+@given(pairs=st.lists(st.tuples(_text.filter(bool), _text), max_size=5), quoted=st.booleans())
+def test_git_config_format_round_trips(pairs, quoted):
+    from initkit.gitrepo import parse_git_configs
+
+    text = ",".join(f"{_quote(key)}:{_quote(value) if quoted else _bare(value)}" for key, value in pairs)
+    assert parse_git_configs(text) == pairs
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_text)
+def test_any_git_config_text_parses_or_is_one_line_of_bad_input(text):
+    from initkit.errors import BadInput
+    from initkit.gitrepo import check_user_config, parse_git_configs
+
+    try:
+        for key, value in parse_git_configs(text):
+            check_user_config(key, value)
+    except BadInput as exc:
+        assert "\n" not in str(exc) or "\n" in text
