@@ -193,10 +193,14 @@ def git_environment(
     pairs = list(credentials or ())
     if header and scope:
         pairs.insert(0, (scope, header))
-    # git sends every http.<url>.extraHeader whose URL matches, the less specific ones first:
-    # an empty value first clears them, so the most specific credential alone is sent.
+    # git sends every http.<url>.extraHeader whose URL matches, the less specific ones first.
+    # Where a credential's URL lies below another's, an empty value first clears the list, so
+    # the most specific credential alone is sent (the user's own unscoped headers are re-added).
+    own = [value for key, value in user_config or () if key.lower() == "http.extraheader"]
     for url, value in sorted(pairs, key=lambda pair: len(pair[0])):
-        config += [(f"http.{url}.extraHeader", ""), (f"http.{url}.extraHeader", value)]
+        if any(other != url and url.startswith(other.rstrip("/") + "/") for other, _ in pairs):
+            config += [(f"http.{url}.extraHeader", item) for item in ("", *own)]
+        config.append((f"http.{url}.extraHeader", value))
     if pairs:
         # git follows a redirect of its first request and sends every later one, header and
         # all, to the new host; curl would drop the header, git does not. Refuse redirects.

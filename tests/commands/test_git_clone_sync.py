@@ -586,3 +586,19 @@ def test_any_git_config_text_parses_or_is_one_line_of_bad_input(text):
             check_user_config(key, value)
     except BadInput as exc:
         assert "\n" not in str(exc) or "\n" in text
+
+
+def test_a_users_extra_header_is_sent_beside_the_credentials(run_cli, git_http, tmp_path, password_file):
+    dest = tmp_path / "site"
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-it-123\n")
+    creds = json.dumps({"url": git_http.url("main.git"), "username": USERNAME, "password-file": str(password_file)})
+    host = json.dumps({"url": git_http.url(""), "username": USERNAME, "password-file": str(wrong)})
+    before = len(git_http.seen)
+    result = run_cli(
+        "git-clone", git_http.url("main.git"), str(dest), "--credential", creds, "--credential", host,
+        "--git-config-add", "http.extraHeader:X-Team: blue",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    sent = git_http.seen[before:]
+    assert sent and all(headers.get("X-Team") == "blue" for headers in sent)
