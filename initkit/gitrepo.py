@@ -172,17 +172,36 @@ def ssh_wrapper() -> str:
 
 
 def git_environment(
-    header: str | None = None, scope: str | None = None, ssh: list[str] | None = None
+    header: str | None = None,
+    scope: str | None = None,
+    ssh: list[str] | None = None,
+    credentials: list[tuple[str, str]] | None = None,
+    user_config: list[tuple[str, str]] | None = None,
 ) -> dict[str, str]:
     """What git-clone adds to the environment of every git it runs.
 
+    `credentials` are (scope URL, Authorization header) pairs; `user_config` is what
+    --git-config asked for (checked by `check_user_config`). The user's keys come
+    before initkit's own, so that for a key set twice initkit's value wins.
     GitPython starts each child from os.environ plus these, so `scrub_environment`
     removes what must not reach git from this process first.
     """
     env: dict[str, str] = {}
-    config = [*_BASE_CONFIG, ("http.lowSpeedLimit", str(LOW_SPEED_LIMIT)), ("http.lowSpeedTime", str(LOW_SPEED_TIME))]
+    config = [("http.lowSpeedLimit", str(LOW_SPEED_LIMIT)), ("http.lowSpeedTime", str(LOW_SPEED_TIME))]
+    config += list(user_config or ())
+    config += _BASE_CONFIG
+    pairs = list(credentials or ())
     if header and scope:
-        config.append((f"http.{scope}.extraHeader", header))
+        pairs.insert(0, (scope, header))
+    # git sends every http.<url>.extraHeader whose URL matches, the less specific ones first.
+    # Where a credential's URL lies below another's, an empty value first clears the list, so
+    # the most specific credential alone is sent (the user's own unscoped headers are re-added).
+    own = [value for key, value in user_config or () if key.lower() == "http.extraheader"]
+    for url, value in sorted(pairs, key=lambda pair: len(pair[0])):
+        if any(other != url and url.startswith(other.rstrip("/") + "/") for other, _ in pairs):
+            config += [(f"http.{url}.extraHeader", item) for item in ("", *own)]
+        config.append((f"http.{url}.extraHeader", value))
+    if pairs:
         # git follows a redirect of its first request and sends every later one, header and
         # all, to the new host; curl would drop the header, git does not. Refuse redirects.
         config.append(("http.followRedirects", "false"))
@@ -211,6 +230,116 @@ def git_environment(
         env["GIT_SSH_VARIANT"] = "ssh"
         env[OPTIONS_VAR] = json.dumps(ssh)
     return env
+
+
+# --- --git-config ---------------------------------------------------------------------
+
+
+def parse_git_configs(text: str, flag: str = "--git-config") -> list[tuple[str, str]]:
+    """git-sync's format: `key:value,key:value`. A key holding ':' (a URL) must be quoted;
+    values may be quoted; escapes \\n \\t \\" \\, and \\\\ in quoted keys and in all values;
+    an unquoted value ends at an unescaped ','."""
+    pairs: list[tuple[str, str]] = []
+    chars = list(text)
+    pos = 0
+
+    def fail(why: str) -> BadInput:
+        return BadInput(f"invalid {flag}: {why}")
+
+    def unescape() -> str:
+        nonlocal pos
+        if pos >= len(chars):
+            raise fail("unexpected end of escape sequence")
+        found = chars[pos]
+        pos += 1
+        escapes = {"n": "\n", "t": "\t", '"': '"', ",": ",", "\\": "\\"}
+        if found not in escapes:
+            raise fail(f"unsupported escape character {found!r}")
+        return escapes[found]
+
+    def quoted() -> str:
+        nonlocal pos
+        out = []
+        while pos < len(chars):
+            char = chars[pos]
+            pos += 1
+            if char == "\\":
+                out.append(unescape())
+            elif char == '"':
+                return "".join(out)
+            else:
+                out.append(char)
+        raise fail(f"unexpected end of quoted string {''.join(out)!r}")
+
+    while pos < len(chars):
+        if chars[pos] == '"':
+            pos += 1
+            key = quoted()
+            if pos >= len(chars) or chars[pos] != ":":
+                raise fail(f"expected ':' after quoted key {key!r}")
+            pos += 1
+        else:
+            end = text.find(":", pos)
+            if end < 0:
+                raise fail(f"unexpected end of key {text[pos:]!r} (expected key:value)")
+            key, pos = text[pos:end], end + 1
+        if pos >= len(chars):
+            raise fail(f"key {key!r}: no value")
+        if chars[pos] == '"':
+            pos += 1
+            value = quoted()
+            if pos < len(chars):
+                if chars[pos] != ",":
+                    raise fail(f"unexpected character after quoted value of {key!r}")
+                pos += 1
+        else:
+            out = []
+            while pos < len(chars):
+                char = chars[pos]
+                pos += 1
+                if char == "\\":
+                    out.append(unescape())
+                elif char == ",":
+                    break
+                else:
+                    out.append(char)
+            value = "".join(out)
+        pairs.append((key, value))
+    return pairs
+
+
+# Keys a user's --git-config may not set: each runs a program, redirects git to other
+# files or repositories, or re-opens what `_BASE_CONFIG` closes. Checked on the key as
+# git reads it: section and name case-insensitive.
+_REFUSED_SECTIONS = ("include", "includeif", "credential", "alias", "filter", "initkit")
+_REFUSED_NAMES = (
+    "fsmonitor", "sshcommand", "hookspath", "gitproxy", "askpass", "pager", "editor", "worktree",
+    "command", "textconv", "driver", "helper", "process", "smudge", "clean", "uploadpack",
+    "receivepack", "proxycommand", "alternaterefscommand", "program", "update", "cmd", "external",
+    "packobjectshook",
+)  # fmt: skip
+_CONFIG_KEY = re.compile(r"^(?P<section>[A-Za-z0-9-]+)(?:\.(?P<sub>.*))?\.(?P<name>[A-Za-z][A-Za-z0-9-]*)$", re.S)
+
+
+def check_user_config(key: str, value: str, flag: str = "--git-config") -> tuple[str, str]:
+    """Refuse (exit 2) a key initkit keeps closed; return the pair otherwise."""
+    match = _CONFIG_KEY.match(key)
+    if not match or "\n" in key or "\0" in key + value:
+        raise BadInput(f"invalid {flag} key {key!r}: expected section.name or section.subsection.name")
+    section, name = match["section"].lower(), match["name"].lower()
+    refused = section in _REFUSED_SECTIONS or name in _REFUSED_NAMES
+    refused |= section == "protocol" and name == "allow" and (match["sub"] or "").lower() in ("", "ext")
+    refused |= (section == "core" and name in ("bare", "sharedrepository")) or section in ("safe", "remote")
+    refused |= section in ("gc", "maintenance") or (section, name) == ("submodule", "recurse")
+    if refused:
+        raise BadInput(
+            f"{flag} may not set {key}: initkit keeps it closed (it could run a command, "
+            "redirect git or undo a safeguard)"
+        )
+    if name == "extraheader":  # a header is usually a credential: never print it
+        redact.register(value)
+        redact.register(value.partition(":")[2])
+    return key, value
 
 
 def scrub_environment() -> None:
@@ -250,8 +379,10 @@ _ALLOWED_KEYS = re.compile(
     r"|remote\.origin\.(?:url|fetch|tagopt|promisor|partialclonefilter)"
     r"|branch\.[^\n]+\.(?:remote|merge)"
     r"|submodule\.[^\n]+\.(?:url|active)"
-    r"|extensions\.objectformat"
-    r"|initkit\.cloning"
+    r"|extensions\.(?:objectformat|partialclone)"
+    r"|core\.(?:sparsecheckout|sparsecheckoutcone|sharedrepository)"  # --sparse-checkout-file, --group-write
+    r"|initkit\.(?:cloning|depth)"
+    r"|receive\.denynonfastforwards"  # git init writes it with core.sharedRepository
 )
 
 
@@ -369,7 +500,9 @@ class Git:
     """Runs `git ARGS` through GitPython with the environment built for one repository,
     within one deadline for the whole job."""
 
-    def __init__(self, env: dict[str, str], credentials: bool = False, timeout: float = 0) -> None:
+    def __init__(
+        self, env: dict[str, str], credentials: bool = False, timeout: float = 0, started: float | None = None
+    ) -> None:
         # GitPython checks for git when imported; quiet, so that a missing git is the
         # "needs git" exit 2 below rather than an ImportError.
         os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
@@ -380,7 +513,8 @@ class Git:
         self.credentials = credentials  # whether a failed login means wrong credentials
         self.preexec = _death_signal()
         self.timeout = timeout
-        self.deadline = time.monotonic() + timeout if timeout else None
+        # `started`: when the job began (an askpass request may already have used some of it)
+        self.deadline = (started or time.monotonic()) + timeout if timeout else None
 
     def run(self, *args: str) -> Outcome:
         import git.exc
@@ -464,7 +598,12 @@ def failure(what: str, outcome: Outcome, credentials: bool = False) -> JobFailed
     lines = [line.strip() for line in outcome.err.splitlines() if line.strip()]
     denied = [line for line in lines if any(marker in line for marker in _AUTH)]
     if denied and credentials and "could not read" in denied[0]:  # git asked again after a 401
-        return JobFailed(f"{what} failed: authentication failed: the server refused the credentials given")
+        asked = re.search(r"for '([^']*)'", denied[0])
+        where = f" for {redact.redact(asked.group(1))}" if asked else ""
+        return JobFailed(
+            f"{what} failed: authentication failed{where}: the server refused the credentials given, "
+            "or none were given for that URL (see --credential)"
+        )
     if denied:
         return JobFailed(f"{what} failed: authentication failed ({denied[0]})")
     if any(re.search(r"returned error: 30[12378]\b", line) for line in lines):

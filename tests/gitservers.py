@@ -400,3 +400,96 @@ def git_sshd(git_repos: Repos, tmp_path_factory: pytest.TempPathFactory) -> Iter
     server = start_sshd(git_repos.root, tmp_path_factory.mktemp("sshd"))
     yield server
     _stop(server.proc)
+
+
+# --- for git-sync's options (tests/commands/test_git_clone_sync.py) -----------------
+
+
+class AskpassServer:
+    """git-sync's askpass endpoint: every GET is answered with `answer` (status `status`)."""
+
+    def __init__(self, answer: str, status: int = 200, address: str = "127.0.0.1") -> None:
+        owner = self
+        self.answer, self.status, self.requests = answer, status, 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                owner.requests += 1
+                body = owner.answer.encode()
+                self.send_response(owner.status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer((address, 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://{address}:{self.port}/credentials"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class GitHTTPSServer(GitHTTPServer):
+    """GitHTTPServer behind TLS, with a certificate for 127.0.0.1 from its own CA (`ca_file`)."""
+
+    def __init__(self, root: Path, conf: Path, **kwargs: object) -> None:
+        import ssl
+
+        conf.mkdir(parents=True, exist_ok=True)
+        self.ca_file, key = conf / "cert.pem", conf / "key.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", key, "-out", self.ca_file, "-days", "2", "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        super().__init__(root, **kwargs)  # type: ignore[arg-type]
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.ca_file, key)
+        self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    def shutdown_request(self, request: object) -> None:
+        # a body that ends with the connection must end with TLS's close_notify (GnuTLS insists)
+        with contextlib.suppress(OSError, ValueError):
+            request.settimeout(2)  # type: ignore[attr-defined]
+            request.unwrap()  # type: ignore[attr-defined]
+        super().shutdown_request(request)  # type: ignore[arg-type]
+
+    def url(self, name: str, credentials: str = "") -> str:
+        return f"https://{credentials}{self.address}:{self.port}/{name}"
+
+
+def add_repo(root: Path, work_root: Path, name: str, commits: list[dict[str, object]]) -> list[str]:
+    """A bare repository NAME under root from a list of commits; returns their SHAs.
+
+    Each commit maps a path to file content (str), to None (remove the path, a
+    submodule included) or to ("submodule", URL, SHA) (add or move a submodule)."""
+    work = work_root / name.removesuffix(".git")
+    git("init", "-q", "-b", "main", work)
+    shas = []
+    for index, files in enumerate(commits):
+        for path, content in files.items():
+            if content is None:
+                git("rm", "-q", "-r", "--", path, cwd=work)
+            elif isinstance(content, tuple):
+                _, url, sha = content
+                if not (work / path).exists():
+                    git("-c", "protocol.allow=always", "submodule", "add", "-q", url, path, cwd=work)
+                git("-C", work / path, "fetch", "-q", "origin")
+                git("-C", work / path, "checkout", "-q", sha)
+            else:
+                target = work / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(str(content))
+        git("add", "-A", cwd=work)
+        git("commit", "-q", "--allow-empty", "-m", f"commit {index}", cwd=work)
+        shas.append(git("rev-parse", "HEAD", cwd=work))
+    git("clone", "-q", "--bare", work, root / name)
+    return shas

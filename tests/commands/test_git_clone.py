@@ -108,9 +108,10 @@ def test_credentials_in_the_url_are_stripped_and_redacted(run_cli, git_http, git
     assert head(dest) == git_repos.shas["c2"]
 
 
-def test_clone_over_ssh_with_key_and_known_hosts(run_cli, git_sshd, git_repos, tmp_path):
+@pytest.mark.parametrize("flag", ["--known-hosts-file", "--ssh-known-hosts-file"])  # the second: git-sync's name
+def test_clone_over_ssh_with_key_and_known_hosts(run_cli, git_sshd, git_repos, tmp_path, flag):
     dest = tmp_path / "site"
-    keys = ["--ssh-key-file", str(git_sshd.key_file), "--known-hosts-file", str(git_sshd.known_hosts_file)]
+    keys = ["--ssh-key-file", str(git_sshd.key_file), flag, str(git_sshd.known_hosts_file)]
     result = run_cli("git-clone", git_sshd.url("main.git"), str(dest), "--ref", "feature", *keys)
     assert result.code == 0, result.stderr
     assert head(dest) == git_repos.shas["c3"]

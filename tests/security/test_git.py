@@ -422,3 +422,100 @@ def test_option_like_ssh_hosts_and_huge_depths_are_bad_input(run_cli, tmp_path, 
     result = run_cli("git-clone", repo.replace("MARKER", str(marker)), str(tmp_path / "site"), *args)
     assert result.code == 2, result.stderr
     assert len(result.lines) == 1 and not marker.exists() and not (tmp_path / "site").exists()
+
+
+# --- issue 12: --git-config may not re-open what initkit closes ----------------------
+
+
+REFUSED_CONFIG = {
+    "core.fsmonitor": lambda tmp, marker: script(tmp / "fsmonitor", marker),
+    "Core.FSMonitor": lambda tmp, marker: script(tmp / "fsmonitor", marker),
+    "core.sshCommand": lambda tmp, marker: script(tmp / "ssh", marker),
+    "core.hooksPath": lambda tmp, marker: str(tmp),
+    "core.gitProxy": lambda tmp, marker: script(tmp / "proxy", marker),
+    "core.askPass": lambda tmp, marker: script(tmp / "askpass", marker),
+    "credential.helper": lambda tmp, marker: "!" + script(tmp / "helper", marker),
+    "credential.https://x.example.helper": lambda tmp, marker: "!" + script(tmp / "helper", marker),
+    "protocol.ext.allow": lambda tmp, marker: "always",
+    "protocol.allow": lambda tmp, marker: "always",
+    "include.path": lambda tmp, marker: str(tmp / "included"),
+    "includeIf.gitdir:/.path": lambda tmp, marker: str(tmp / "included"),
+    "filter.x.smudge": lambda tmp, marker: script(tmp / "smudge", marker),
+    "remote.origin.uploadpack": lambda tmp, marker: script(tmp / "upload", marker),
+    "submodule.x.update": lambda tmp, marker: "!" + script(tmp / "update", marker),
+    "alias.status": lambda tmp, marker: "!" + script(tmp / "alias", marker),
+    "gc.auto": lambda tmp, marker: "1",
+    "initkit.cloning": lambda tmp, marker: "true",
+}
+
+
+@pytest.mark.parametrize("key", list(REFUSED_CONFIG))
+@pytest.mark.parametrize("flag", ["--git-config", "--git-config-add"])
+def test_git_config_cannot_reopen_what_initkit_closes(run_cli, git_daemon, tmp_path, marker, key, flag):
+    value = REFUSED_CONFIG[key](tmp_path, marker)
+    pair = f'"{key}":"{value}"'
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(tmp_path / "site"), flag, pair)
+    assert result.code == 2, result.stderr
+    assert f"{flag} may not set {key}" in result.stderr and len(result.lines) == 1
+    assert not marker.exists() and not (tmp_path / "site").exists()
+
+
+def test_git_config_cannot_let_credentials_follow_a_redirect(run_cli, other_host, tmp_path):
+    """--git-config http.followRedirects:true comes before initkit's own keys, which win."""
+    redirector = Redirector(f"http://127.0.0.2:{other_host.port}")
+    password = tmp_path / "password"
+    password.write_text(PASSWORD + "\n")
+    auth = ["--username", USERNAME, "--password-file", str(password)]
+    try:
+        result = run_cli(
+            "git-clone", redirector.url("main.git"), str(tmp_path / "site"), *auth,
+            "--git-config", "http.followRedirects:true",
+        )  # fmt: skip
+    finally:
+        redirector.stop()
+    assert redirector.seen and all("Authorization" not in headers for headers in other_host.seen)
+    assert result.code == 1 and "redirect" in result.stderr
+
+
+def test_git_config_extra_header_authenticates_and_stays_out_of_the_checkout(run_cli, git_http, git_repos, tmp_path):
+    import base64
+
+    token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    header = f"http.extraHeader:Authorization: Basic {token}"
+    result = run_cli("--debug", "git-clone", git_http.url("main.git"), str(tmp_path / "site"), "--git-config", header)
+    assert result.code == 0, result.stderr  # the user's own header authenticates
+    assert token not in result.stderr
+    assert token not in (tmp_path / "site/.git/config").read_text()
+    assert head(tmp_path / "site") == git_repos.shas["c2"]
+
+
+def test_askpass_credentials_stay_out_of_argv(git_http, tmp_path):
+    """What a process listing shows of every git git-clone runs: no password, no token."""
+    import base64
+
+    from tests.commands.test_git_clone import initkit_command
+    from tests.gitservers import AskpassServer
+
+    token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    askpass = AskpassServer(f"username={USERNAME}\npassword={PASSWORD}\n")
+    slow = GitHTTPServer(git_http.root, throttled=("/big.git/",), throttle_rate=8 << 20)
+    slow.start()
+    dest = tmp_path / "site"
+    try:
+        proc = subprocess.Popen(
+            initkit_command("git-clone", slow.url("big.git"), str(dest), "--askpass-url", askpass.url),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        seen: list[str] = []
+        deadline = time.monotonic() + 15
+        while proc.poll() is None and time.monotonic() < deadline:
+            seen += processes_naming(str(dest))
+            time.sleep(0.05)
+        proc.kill()
+        _, err = proc.communicate()
+    finally:
+        askpass.stop()
+        slow.stop()
+    assert any("fetch" in cmdline for cmdline in seen), err
+    assert not any(PASSWORD in cmdline or token in cmdline for cmdline in seen)
+    assert PASSWORD not in err
