@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 need=()
-for pkg in dnsmasq-base git openssh-server openssh-client util-linux iproute2 busybox time python3-venv make netavark aardvark-dns tinyproxy; do
+for pkg in dnsmasq-base git openssh-server openssh-client util-linux iproute2 busybox time python3-venv make netavark aardvark-dns tinyproxy openssl; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -169,7 +169,7 @@ def test_git_clone_https_password_file(helm: Helm) -> None:
         "v1.2.3",
         "--depth",
         "1",
-        "--submodules",
+        "--submodules=recursive",
         "--username",
         "deploy",
         "--password-file",
@@ -184,6 +184,25 @@ def test_git_clone_https_password_file(helm: Helm) -> None:
         "limits": {"cpu": "1", "memory": "256Mi"},
     }
     assert by_name(workload(docs)["volumes"])["git-clone-password"]["secret"]["secretName"] == "myapp-git"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"depth": 0}, ["--depth", "0"]),  # full history: 0 must not be dropped as "unset"
+        ({"submodules": "shallow"}, ["--submodules=shallow"]),
+        ({"submodules": False}, ["--submodules=off"]),
+        ({}, []),
+    ],
+)
+def test_git_clone_depth_zero_and_submodule_modes(helm: Helm, tmp_path: Path, extra: dict, expected: list) -> None:
+    step = {"kind": "git-clone", "order": 1, "repo": "https://git.example.invalid/r.git"}
+    step["volume"] = {"name": "work", "mountPath": "/work"}
+    values = {"initkit": {"steps": {"clone": {**step, **extra}}}}
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    clone = by_name(init_containers(helm.template(path)))["clone"]
+    assert clone["args"][3:] == expected
 
 
 def test_git_clone_ssh_key_and_known_hosts_readable_by_65532(helm: Helm) -> None:

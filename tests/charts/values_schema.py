@@ -272,8 +272,8 @@ kinds = {
             "volume": {"$ref": "#/$defs/writeVolume"},
             "dest": {"type": "string", "pattern": "^(/|\\{\\{)"},
             "ref": S,
-            "depth": {"type": "integer", "minimum": 1},
-            "submodules": B,
+            "depth": {"type": "integer", "minimum": 0},  # 0: the full history (initkit's default is 1)
+            "submodules": {"oneOf": [B, {"enum": ["recursive", "shallow", "off"]}]},
             "username": S,
             "password": {"$ref": "#/$defs/secretRef"},
             "sshKey": {"$ref": "#/$defs/secretRef"},

@@ -11,8 +11,10 @@ Usage (from initkit.container):
 {{- $out := include "initkit.destination" (dict "step" $step "where" .where "context" $ctx "defaultToMount" true) | fromYaml -}}
 {{- $args := list (include "initkit.tpl" (dict "value" (required (printf "%s: repo is required" .where) $step.repo) "context" $ctx)) $out.dest -}}
 {{- with $step.ref }}{{ $args = concat $args (list "--ref" (include "initkit.tpl" (dict "value" . "context" $ctx))) }}{{ end -}}
-{{- with $step.depth }}{{ $args = concat $args (list "--depth" (toString .)) }}{{ end -}}
-{{- if $step.submodules }}{{ $args = append $args "--submodules" }}{{ end -}}
+{{- if hasKey $step "depth" }}{{ $args = concat $args (list "--depth" (toString $step.depth)) }}{{ end -}}
+{{- $submodules := $step.submodules -}}
+{{- if kindIs "bool" $submodules }}{{ $submodules = ternary "recursive" "off" $submodules }}{{ end -}}
+{{- with $submodules }}{{ $args = append $args (printf "--submodules=%s" .) }}{{ end -}}
 {{- with $step.username }}{{ $args = concat $args (list "--username" (include "initkit.tpl" (dict "value" . "context" $ctx))) }}{{ end -}}
 {{- with $file.password }}{{ $args = concat $args (list "--password-file" .) }}{{ end -}}
 {{- if and $file.password (not $step.username) }}{{ fail (printf "%s: password needs a username" .where) }}{{ end -}}
