@@ -20,7 +20,6 @@ import argparse
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,8 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests import budgets  # noqa: E402
-from tests.gitservers import GitDaemon, served_repo  # noqa: E402
-from tests.servers import DnsServer, ScriptedHttpServer  # noqa: E402
+from tests.servers import DnsServer  # noqa: E402
 
 PY = sys.executable
 INITKIT = budgets.INITKIT
@@ -74,40 +72,21 @@ def startup(runs: int) -> None:
 
 def memory(workdir: Path, dns: DnsServer) -> None:
     print("== peak RSS (GNU time %M, the largest of 3 runs; budgets from tests/budgets.py)")
-    tcp = socket.create_server(("127.0.0.1", 0))
-    api = ScriptedHttpServer()
-    dns.add("bench.test", "10.0.0.1")
-    daemon = GitDaemon(served_repo(workdir, {"README.md": "bench\n"})).start()
     env = budgets.environment()
     baselines = [
         budgets.Case("python3 -c pass", [PY, "-c", "pass"], 0),
         budgets.Case("python3 -c 'import click'", [PY, "-c", "import click"], 0),
     ]
-    cases = budgets.cases(
-        workdir=workdir,
-        dns_server=dns.server,
-        dns_name="bench.test",
-        tcp_port=tcp.getsockname()[1],
-        http_url=api.url("/register"),
-        git_url=daemon.url("site.git"),
-    )
-    try:
+    with budgets.loopback_cases(workdir, dns) as cases:
         for case in [*baselines, *cases]:
             runs = []
             for _ in range(3):
                 shutil.rmtree(workdir / "checkout", ignore_errors=True)
                 runs.append(budgets.peak_rss_mib(case.argv, env)[:2])
             rss, code = max(runs)
-            note = (
-                f"  budget {case.budget_mib:g} MiB: {'ok' if rss <= case.budget_mib else 'OVER'}"
-                if case.budget_mib
-                else ""
-            )
+            verdict = "ok" if rss <= case.budget_mib else "OVER"
+            note = f"  budget {case.budget_mib:g} MiB: {verdict}" if case.budget_mib else ""
             print(f"  {case.name:28s} {rss:6.1f} MiB  exit {code}{note}")
-    finally:
-        daemon.stop()
-        tcp.close()
-        api.stop()
 
 
 def latency(dns: DnsServer, runs: int) -> None:

@@ -7,12 +7,18 @@ here that is initkit's own Python process (a git child of a tiny clone stays und
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.gitservers import GitDaemon, served_repo
+from tests.servers import DnsServer, ScriptedHttpServer
 
 GNU_TIME = "/usr/bin/time"  # Debian package `time`
 # The console script beside this interpreter (a venv's bin/), as a pod would run it.
@@ -42,6 +48,29 @@ def cases(*, workdir: Path, dns_server: str, dns_name: str, tcp_port: int, http_
         Case("render", [INITKIT, "render", str(template), str(workdir / "out.conf"), "--values", str(values)], 40),
         Case("git-clone", [INITKIT, "git-clone", git_url, str(workdir / "checkout")], 40),
     ]
+
+
+@contextlib.contextmanager
+def loopback_cases(workdir: Path, dns: DnsServer) -> Iterator[list[Case]]:
+    """`cases`, with the servers they talk to started on loopback (a name on `dns`, a TCP
+    listener, an HTTP server, a git daemon serving a one-commit repository) and stopped after."""
+    dns.add("budget.test", "10.0.0.1")
+    tcp = socket.create_server(("127.0.0.1", 0))
+    http = ScriptedHttpServer()
+    daemon = GitDaemon(served_repo(workdir, {"README.md": "budget\n"})).start()
+    try:
+        yield cases(
+            workdir=workdir,
+            dns_server=dns.server,
+            dns_name="budget.test",
+            tcp_port=tcp.getsockname()[1],
+            http_url=http.url("/healthz"),
+            git_url=daemon.url("site.git"),
+        )
+    finally:
+        daemon.stop()
+        http.stop()
+        tcp.close()
 
 
 def environment() -> dict[str, str]:

@@ -7,14 +7,12 @@ server and a git daemon. Run in the venv, as CI does, so the figures are the one
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 
 from tests import budgets
-from tests.gitservers import GitDaemon, served_repo
-from tests.servers import DnsServer, ScriptedHttpServer
+from tests.servers import DnsServer
 
 pytestmark = pytest.mark.skipif(not os.path.exists(budgets.GNU_TIME), reason="GNU time is not installed")
 
@@ -23,23 +21,10 @@ pytestmark = pytest.mark.skipif(not os.path.exists(budgets.GNU_TIME), reason="GN
 def servers(tmp_path_factory: pytest.TempPathFactory):
     workdir = tmp_path_factory.mktemp("budgets")
     dns = DnsServer(workdir / "dns")
-    dns.add("budget.test", "10.0.0.1")
-    tcp = socket.create_server(("127.0.0.1", 0))
-    http = ScriptedHttpServer()
-    daemon = GitDaemon(served_repo(workdir, {"README.md": "budget\n"})).start()
     try:
-        yield budgets.cases(
-            workdir=workdir,
-            dns_server=dns.server,
-            dns_name="budget.test",
-            tcp_port=tcp.getsockname()[1],
-            http_url=http.url("/healthz"),
-            git_url=daemon.url("site.git"),
-        )
+        with budgets.loopback_cases(workdir, dns) as cases:
+            yield cases
     finally:
-        daemon.stop()
-        http.stop()
-        tcp.close()
         dns.stop()
 
 
