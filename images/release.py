@@ -64,13 +64,14 @@ def log(msg: str) -> None:
     print(f"release: {msg}", flush=True)
 
 
-def run(*cmd: str, capture: bool = False, **kw) -> str:
+def run(*cmd: str, capture: bool = False, both: bool = False, **kw) -> str:
+    """Run cmd; with capture its stdout is returned (with both, stdout + stderr: helm says digests there)."""
     log("$ " + " ".join(cmd))
-    p = subprocess.run(cmd, text=True, capture_output=capture, **kw)
+    p = subprocess.run(cmd, text=True, capture_output=capture or both, **kw)
     if p.returncode != 0:
-        tail = f"\n{p.stdout or ''}{p.stderr or ''}" if capture else ""
+        tail = f"\n{p.stdout or ''}{p.stderr or ''}" if capture or both else ""
         raise SystemExit(f"release: `{' '.join(cmd[:3])} ...` exited {p.returncode}{tail}")
-    return p.stdout if capture else ""
+    return (p.stdout + p.stderr) if both else p.stdout if capture else ""
 
 
 def publish_config() -> dict:
@@ -223,11 +224,11 @@ def set_chart_version(chart_yaml: Path, ver: str, dependency_version: bool = Fal
     chart_yaml.write_text(text)
 
 
-def release_charts(registry: str, ver: str, image: dict, pub: dict, out: Path) -> dict:
+def release_charts(registry: str, ver: str, img: dict, digest: str, pub: dict, out: Path) -> dict:
+    """Package and push both charts, their image pinned to img's pushed index digest."""
     helm = helm_bin()
     host, path = split_registry(registry)
-    repository = f"{path}/{image['repository']}".strip("/")
-    digest = image["index_digest"]
+    repository = f"{path}/{img['repository']}".strip("/")
     charts_ref = f"oci://{registry}/{pub['charts']}"
     plain = ["--plain-http"] if is_loopback(registry) else []
     result = {}
@@ -245,7 +246,7 @@ def release_charts(registry: str, ver: str, image: dict, pub: dict, out: Path) -
             run(helm, "lint", "--strict", str(chart), capture=True)
             pkg_out = run(helm, "package", str(chart), "-d", str(out), capture=True)
             tgz = pkg_out.strip().split(": ")[-1]
-            push = run(helm, "push", tgz, charts_ref, *plain, capture=True)
+            push = run(helm, "push", tgz, charts_ref, *plain, both=True)
             m = re.search(r"Digest:\s*(sha256:[0-9a-f]{64})", push)
             if not m:
                 raise SystemExit(f"release: helm push printed no digest: {push}")
@@ -343,8 +344,9 @@ def main() -> int:
         report["images"][img["name"]] = pushed
     if failures:
         raise SystemExit("release: over budget: " + "; ".join(failures))
-    full = next(v for k, v in report["images"].items() if k == pub.get("chart_image", "initkit"))
-    report["charts"] = release_charts(registry, ver, full, pub, args.out)
+    (chart_img,) = [i for i in images if i["name"] == pub["chart_image"]]
+    digest = report["images"][chart_img["name"]]["index_digest"]
+    report["charts"] = release_charts(registry, ver, chart_img, digest, pub, args.out)
     if not args.no_python:
         report["python"] = release_python(args.out)
     report["seconds"] = round(time.monotonic() - t0)
