@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the initkit images defined in images/images.toml on the local Docker engine.
 
-Usage: python3 images/build.py [--only NAME]... [--no-smoke] [--no-budget] [--report FILE]
+Usage: python3 images/build.py [--only NAME]... [--no-smoke] [--no-budget] [--report FILE] [--repository R]
 
 For each image: `docker build --target TARGET` with BuildKit, tags
 `<repo>:dev<suffix>` and `<repo>:<version><suffix>` (version from
@@ -83,9 +83,8 @@ def tags(img: dict, ver: str) -> list[str]:
 
 
 BASE_NAME = os.environ.get("BASE_IMAGE", "debian:trixie-slim")
-# The builder stage (Debian's dpkg database, the assembled trees), kept for the tests
-# that check every shipped file against dpkg's file lists.
-BUILDER_TAG = "initkit-builder:dev"
+# The builder stage (Debian's dpkg database, the assembled trees) is kept as
+# <repository>-builder:dev for the tests that check every shipped file against dpkg's lists.
 
 
 def base_digest(image: str) -> str:
@@ -201,9 +200,16 @@ def main() -> int:
     ap.add_argument("--no-budget", action="store_true", help="do not fail when over the size budget")
     ap.add_argument("--report", type=Path, help="write a JSON report here")
     ap.add_argument("--list", action="store_true", help="print the image definitions and exit")
+    ap.add_argument(
+        "--repository",
+        help="tag as REPOSITORY:dev... instead of images.toml's (a private name on a shared engine; "
+        "the tests take INITKIT_IMAGE, INITKIT_IMAGE_SLIM, INITKIT_BUILDER_IMAGE)",
+    )
     args = ap.parse_args()
 
     _, images = load_config()
+    if args.repository:
+        images = [{**i, "repository": args.repository} for i in images]
     if args.only:
         unknown = set(args.only) - {i["name"] for i in images}
         if unknown:
@@ -234,7 +240,7 @@ def main() -> int:
             failures.append(f"{image} is {gz} bytes compressed, over its budget of {budget}")
         report.append({"name": img["name"], "tags": tags(img, ver), "compressed": gz, "uncompressed": raw})
     if images:  # a cache hit of the stage both images were assembled in
-        build(images[0], ver, target="builder", out_tags=[BUILDER_TAG])
+        build(images[0], ver, target="builder", out_tags=[f"{images[0]['repository']}-builder:dev"])
     if args.report:
         args.report.write_text(json.dumps(report, indent=2) + "\n")
     for f in failures:
