@@ -20,6 +20,7 @@ import sys
 import tarfile
 import time
 import tomllib
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,10 +100,12 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
     server = subprocess.Popen(["docker-registry", "serve", str(tmp / "registry.yml")], stdout=log, stderr=log)
     pulled: list[str] = []
     try:
-        for _ in range(100):
-            if subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}/v2/"], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
+        for _ in range(100):  # until the registry answers its API root
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.1)
         registry = f"127.0.0.1:{port}/team"
         out = tmp / "out"
         t0 = time.monotonic()
