@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test setup images lint bench bench-images clean
+.PHONY: demo test setup images release lint bench bench-images clean
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,11 @@ $(VENV)/.test: pyproject.toml $(VENV)/.runtime
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# The release tools (CycloneDX library, python-debian, build, twine) in the same venv.
+$(VENV)/.release: images/requirements-release.txt $(VENV)/.runtime
+	$(PY) -m pip install -q -r images/requirements-release.txt
+	touch $@
+
 # The seed's scenario end to end against local servers the demo starts itself:
 # two services that appear late, register, git clone, render; then a pod restart.
 demo: $(VENV)/.runtime
@@ -21,7 +26,7 @@ demo: $(VENV)/.runtime
 
 # Root on Debian: installs packages, starts dockerd, builds the images, then runs
 # every test (unit, real servers, images on Docker and podman, charts with helm 3+4).
-test: setup $(VENV)/.test images
+test: setup $(VENV)/.test $(VENV)/.release images
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	CI=$${CI:-true} $(PY) -m pytest --cov=initkit --cov-report=term-missing:skip-covered -p no:cacheprovider
@@ -33,6 +38,16 @@ setup:
 # on the local Docker engine (see images/images.toml); smoke-checks and size budgets.
 images:
 	python3 images/build.py
+
+# Build both images for linux/amd64 and linux/arm64 (buildah; arm64 under qemu), push one OCI
+# image index per tag, an SBOM per image and platform, both charts (pinned to the pushed
+# digest) and the sdist + wheel; prints every digest. REGISTRY defaults to images.toml's
+# [publish] registry, VERSION to initkit's. Output (SBOMs, charts, dist, release.json): dist/release/.
+REGISTRY ?=
+VERSION ?=
+release: $(VENV)/.release
+	bash .ci/setup-release.sh
+	REGISTRY=$(REGISTRY) VERSION=$(VERSION) $(PY) images/release.py
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .

@@ -2,7 +2,8 @@
 # Everything the test suite needs on a fresh Debian machine, as root; idempotent.
 #   Debian packages: the real servers the tests start (dnsmasq, git daemon, sshd),
 #   unshare/mount for a pod-like resolv.conf, GNU time and busybox for bench/;
-#   then Docker + the debian:trixie-slim base (setup-docker.sh) and helm 3 + 4
+#   then Docker + the debian:trixie-slim base (setup-docker.sh), the release tools + the arm64
+#   base and qemu (setup-release.sh) and helm 3 + 4
 #   (setup-helm.sh). The Python side (a venv with the test extras) is the Makefile's.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,4 +20,5 @@ fi
 mkdir -p /run/sshd
 
 bash .ci/setup-docker.sh
+bash .ci/setup-release.sh
 PYTHON="${PYTHON:-python3}" bash .ci/setup-helm.sh

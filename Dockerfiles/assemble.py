@@ -10,7 +10,17 @@ stage:
   pylibs/  the Debian python3-* libraries initkit needs
   git/     git with its http(s) helper, ssh client, GitPython,
            and the shared libraries they need that base/ lacks
-  app/     initkit itself (sources + .pyc), its dist-info, /usr/bin/initkit
+  app/     initkit itself (sources + .pyc), its dist-info (with a RECORD of every
+           file initkit's build owns), /usr/bin/initkit
+
+Every other file shipped comes from a Debian package (dpkg's own file lists decide
+which), or is the byte-compiled form of such a package's .py.  For each of those
+packages the layer that ships its files also gets, as distroless images carry
+them, /var/lib/dpkg/status.d/<package> (its dpkg status stanza: Package, Version,
+Architecture, Source, ...), /var/lib/dpkg/status.d/<package>.md5sums (the files
+shipped verbatim) and /usr/share/doc/<package>/copyright, so image scanners
+(Trivy, Grype, syft) see the OS packages and their versions.  A file no package
+owns fails the build.
 
 Shared libraries are found with ldd (so the same script works on any arch);
 symlinks on the way (/lib -> usr/lib, libfoo.so.1 -> libfoo.so.1.2.3) are
@@ -22,7 +32,9 @@ SOURCE_DATE_EPOCH so the layers are reproducible.
 from __future__ import annotations
 
 import argparse
+import base64
 import compileall
+import hashlib
 import modulefinder
 import os
 import py_compile
@@ -126,6 +138,19 @@ STDLIB_NEVER = {
 }
 NEVER_PREFIX = tuple(n + "." for n in STDLIB_NEVER)
 ALWAYS_EXCLUDED_DIRS = {"__pycache__", "test", "tests", "idle_test"}
+
+
+DPKG_INFO = Path("/var/lib/dpkg/info")
+STATUS_D = Path("/var/lib/dpkg/status.d")
+# Merged /usr: dpkg's lists name a file under whichever spelling its package used.
+USRMERGE = {"/bin": "/usr/bin", "/sbin": "/usr/sbin", "/lib": "/usr/lib", "/lib64": "/usr/lib64"}
+# Files a package's maintainer script writes (so no dpkg list names them), by that package.
+GENERATED = {"/etc/ssl/certs/ca-certificates.crt": "ca-certificates"}
+# Files initkit's own build writes besides its package; its dist-info RECORD lists them.
+INITKIT_GENERATED = ["/etc/passwd", "/etc/group"]
+SHARED = ""  # the owner of a path several packages list
+# dpkg status fields that describe this machine's installation, not the package.
+STATUS_DROP = {"Status", "Conffiles", "Config-Version"}
 
 
 def run(*cmd: str) -> str:
@@ -271,18 +296,162 @@ def normalise_mtimes(root: Path, epoch: int) -> None:
     os.utime(root, (epoch, epoch))
 
 
+def canonical(path: str) -> str:
+    """The /usr spelling of a path (dpkg lists and images may use either)."""
+    for alias, real in USRMERGE.items():
+        if path == alias or path.startswith(alias + "/"):
+            return real + path[len(alias) :]
+    return path
+
+
+def dpkg_owners() -> dict[str, str]:
+    """Path -> owning package, from dpkg's own file lists (what `dpkg -S` reads).
+
+    A path several packages list (a directory such as /usr/lib, which /lib also
+    spells) maps to SHARED: it belongs to the packages, but makes none of them shipped.
+    """
+    owners = {canonical(p): pkg for p, pkg in GENERATED.items()}
+    for lst in sorted(DPKG_INFO.glob("*.list")):
+        pkg = lst.stem.split(":")[0]
+        for line in lst.read_text().splitlines():
+            path = canonical(line)
+            owners[path] = SHARED if owners.get(path, pkg) != pkg else pkg
+    return owners
+
+
+def pyc_source(path: str) -> str | None:
+    """The .py a .pyc was compiled from (sourceless next to it, or in __pycache__)."""
+    p = Path(path)
+    if p.suffix != ".pyc":
+        return None
+    if p.parent.name == "__pycache__":
+        return str(p.parent.parent / (p.name.split(".")[0] + ".py"))
+    return str(p.with_suffix(".py"))
+
+
+def shipped(tree: Tree) -> list[str]:
+    """Absolute image paths of the files and symlinks in one layer tree."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(tree.root):
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            out.append("/" + os.path.relpath(os.path.join(dirpath, name), tree.root))
+    return sorted(out)
+
+
+def owner(path: str, owners: dict[str, str], trees: list[Tree]) -> str | None:
+    """The Debian package a shipped path comes from (None: no package owns it)."""
+    if canonical(path) in owners:
+        return owners[canonical(path)]  # possibly SHARED
+    src = pyc_source(path)
+    if src and canonical(src) in owners:
+        return owners[canonical(src)]
+    for t in trees:  # a symlink assemble made (git-remote-https): the package of its target
+        d = t.dest(path)
+        if d.is_symlink():
+            target = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(d)))
+            return owner(target, owners, trees) if target != path else None
+    return None
+
+
+def status_stanza(pkg: str) -> str:
+    """`dpkg-query -s PKG` without the fields about this machine's installation."""
+    out, keep = [], True
+    for line in run("dpkg-query", "-s", pkg).splitlines():
+        if line and not line[0].isspace():
+            keep = line.split(":", 1)[0] not in STATUS_DROP
+        if keep and line:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def write_package_metadata(layers: list[Tree]) -> dict[str, list[str]]:
+    """status.d entries, md5sums and copyright files for every package a layer ships.
+
+    Layers are in image order; a package whose files are spread over several layers
+    gets its entry again in each higher one, listing everything visible up to there
+    (the later copy replaces the earlier in the image).  Returns layer -> packages.
+    """
+    owners = dpkg_owners()
+    per_layer: dict[str, list[str]] = {}
+    for i, tree in enumerate(layers):
+        visible = layers[: i + 1]
+        # copyright files are shipped files too (possibly a symlink to another package's doc)
+        while True:
+            pkgs = {p: owner(p, owners, visible) for p in shipped(tree) if p not in INITKIT_GENERATED}
+            bad = sorted(p for p, o in pkgs.items() if o is None)
+            if bad:  # (SHARED is "" and so not None: a shared directory is owned)
+                raise SystemExit(f"assemble: no Debian package owns {bad[:20]} in {tree.root.name}/")
+            missing = [
+                f"/usr/share/doc/{o}/copyright"
+                for o in set(pkgs.values()) - {SHARED}
+                if not any(os.path.lexists(t.dest(f"/usr/share/doc/{o}/copyright")) for t in visible)
+            ]
+            if not missing:
+                break
+            for c in missing:
+                if not os.path.lexists(c):
+                    raise SystemExit(f"assemble: {c} is missing in the builder")
+                tree.add(c)
+        names = sorted(set(pkgs.values()) - {SHARED})
+        per_layer[tree.root.name] = names
+        status = tree.dest(STATUS_D)
+        status.mkdir(parents=True, exist_ok=True)
+        for pkg in names:
+            (status / pkg).write_text(status_stanza(pkg))
+            lines = []
+            for t in visible:
+                for p in shipped(t):
+                    d = t.dest(p)
+                    if d.is_file() and not d.is_symlink() and owners.get(canonical(p)) == pkg:
+                        lines.append(f"{md5(d)}  {p.lstrip('/')}\n")
+            (status / f"{pkg}.md5sums").write_text("".join(sorted(set(lines), key=lambda x: x[34:])))
+    return per_layer
+
+
+def record_hash(path: Path) -> str:
+    digest = hashlib.sha256(path.read_bytes()).digest()
+    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def write_record(app: Tree, base: Tree, version: str) -> None:
+    """initkit's dist-info RECORD: every file of the app layer, plus what the build generated."""
+    site = DIST
+    info = app.dest(DIST / f"initkit-{version}.dist-info")
+    rows = []
+    entries = [(p, app.dest(p)) for p in shipped(app)] + [(p, base.dest(p)) for p in INITKIT_GENERATED]
+    for p, d in sorted(entries):
+        rel = os.path.relpath(p, site)
+        if d.is_symlink():
+            rows.append(f"{rel},,")
+        elif d.name == "RECORD" and d.parent == info:
+            continue
+        else:
+            rows.append(f"{rel},{record_hash(d)},{d.stat().st_size}")
+    rows.append(f"{os.path.relpath(str(DIST / info.name / 'RECORD'), site)},,")
+    (info / "RECORD").write_text("\n".join(rows) + "\n")
+
+
+def initkit_version(src: Path) -> str:
+    text = (src / "initkit" / "__init__.py").read_text()
+    m = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", text, re.M)
+    return m.group(1) if m else "0.0.0"
+
+
 def install_initkit(src: Path, tree: Tree) -> None:
     """Copy initkit's sources and write a minimal dist-info and console script."""
     pkg_dst = tree.dest(DIST / "initkit")
     shutil.copytree(src / "initkit", pkg_dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests"))
-    text = (src / "initkit" / "__init__.py").read_text()
-    m = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", text, re.M)
-    version = m.group(1) if m else "0.0.0"
+    version = initkit_version(src)
     info = tree.dest(DIST / f"initkit-{version}.dist-info")
     info.mkdir(parents=True)
     (info / "METADATA").write_text(
         f"Metadata-Version: 2.1\nName: initkit\nVersion: {version}\n"
         "Summary: idempotent Kubernetes init-container jobs in one CLI\n"
+        "License: Apache-2.0\n"
     )
     (info / "entry_points.txt").write_text(
         "[console_scripts]\ninitkit = initkit.cli:main\ninitkit-ssh = initkit.gitssh:main\n"
@@ -351,6 +520,10 @@ def main() -> None:
     libc = next(lib for lib in needed_libs(Path(f"/usr/bin/{PY}")) if "/libc.so" in lib)
     base.add(Path(libc).parent / "libgcc_s.so.1")
 
+    # --- what the OS is (scanners match the dpkg packages to Debian's advisories by it)
+    for f in ("/etc/os-release", "/etc/debian_version"):
+        base.add(f)
+
     # --- TLS trust, users
     base.add("/etc/ssl/certs/ca-certificates.crt")
     base.add("/usr/lib/ssl/cert.pem")
@@ -370,10 +543,17 @@ def main() -> None:
         git.add(f"/usr/share/git-core/templates/{t}")
     git.add_elf("/usr/bin/ssh")
 
-    # --- byte-compile, normalise
+    # --- byte-compile
     for t in (base, pylibs, git):
         compile_tree(t.root, strip_source=not args.keep_source)
     compile_tree(app.root, strip_source=False)
+
+    # --- package database (status.d, md5sums, copyright) and initkit's RECORD
+    for name, pkgs in write_package_metadata([base, pylibs, git]).items():
+        print(f"assemble: {name}: {len(pkgs)} Debian packages: {' '.join(pkgs)}")
+    write_record(app, base, initkit_version(args.src))
+
+    # --- normalise
     for t in (base, pylibs, git, app):
         normalise_mtimes(t.root, epoch)
         print(f"assemble: {t.root.name}: {run('du', '-sh', str(t.root)).split()[0]}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the initkit images defined in images/images.toml on the local Docker engine.
 
-Usage: python3 images/build.py [--only NAME]... [--no-smoke] [--no-budget] [--report FILE]
+Usage: python3 images/build.py [--only NAME]... [--no-smoke] [--no-budget] [--report FILE] [--repository R]
 
 For each image: `docker build --target TARGET` with BuildKit, tags
 `<repo>:dev<suffix>` and `<repo>:<version><suffix>` (version from
@@ -66,9 +66,14 @@ def git(*args: str) -> str:
 
 
 def source_date_epoch() -> int:
+    """The time of the last commit that changed what goes into the image layers.
+
+    Not simply HEAD's: the builder stage runs with it, so a commit elsewhere (docs, tests)
+    would otherwise re-run the whole assembly, which takes minutes for arm64 under qemu.
+    """
     if os.environ.get("SOURCE_DATE_EPOCH"):
         return int(os.environ["SOURCE_DATE_EPOCH"])
-    commit_time = git("log", "-1", "--format=%ct")
+    commit_time = git("log", "-1", "--format=%ct", "--", "initkit", "Dockerfiles")
     return int(commit_time) if commit_time else 0
 
 
@@ -77,30 +82,54 @@ def tags(img: dict, ver: str) -> list[str]:
     return [f"{repo}:dev{suffix}", f"{repo}:{ver}{suffix}"]
 
 
-def build(img: dict, ver: str) -> None:
+BASE_NAME = os.environ.get("BASE_IMAGE", "debian:trixie-slim")
+# The builder stage (Debian's dpkg database, the assembled trees) is kept as
+# <repository>-builder:dev for the tests that check every shipped file against dpkg's lists.
+
+
+def base_digest(image: str) -> str:
+    """The base image's repo digest if it was pulled, else its ID (a local stand-in)."""
+    out = subprocess.run(
+        [docker_cmd(), "image", "inspect", "-f", "{{json .RepoDigests}} {{.Id}}", image],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split(" ", 1)
+    digests = json.loads(out[0]) or []
+    return digests[0].split("@", 1)[1] if digests else out[1].strip()
+
+
+def build_args(img: dict, ver: str, base_name: str, base_digest: str) -> dict[str, str]:
+    """The Dockerfile's build arguments (OCI labels, reproducible mtimes, the base it used)."""
     epoch = source_date_epoch()
     revision = git("rev-parse", "HEAD") or "unknown"
     if git("status", "--porcelain", "--", "initkit", "Dockerfiles"):
         revision += "-dirty"
     created = dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    cmd = [docker_cmd(), "build", "-f", str(ROOT / img["dockerfile"]), "--target", img["target"]]
-    for key, value in {
+    return {
         "VERSION": ver,
         "REVISION": revision,
         "CREATED": created,
         "SOURCE": img["source"],
         "LICENSES": img["licenses"],
         "SOURCE_DATE_EPOCH": str(epoch),
-    }.items():
+        "BASE_NAME": base_name,
+        "BASE_DIGEST": base_digest,
+    }
+
+
+def build(img: dict, ver: str, target: str | None = None, out_tags: list[str] | None = None) -> None:
+    cmd = [docker_cmd(), "build", "-f", str(ROOT / img["dockerfile"]), "--target", target or img["target"]]
+    for key, value in build_args(img, ver, BASE_NAME, base_digest(BASE_NAME)).items():
         cmd += ["--build-arg", f"{key}={value}"]
-    for tag in tags(img, ver):
+    for tag in tags(img, ver) if out_tags is None else out_tags:
         cmd += ["-t", tag]
     cmd.append(str(ROOT))
     print("build:", " ".join(cmd), flush=True)
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}
     t0 = time.monotonic()
     subprocess.run(cmd, check=True, env=env)
-    print(f"build: {img['name']} built in {time.monotonic() - t0:.1f}s", flush=True)
+    print(f"build: {target or img['name']} built in {time.monotonic() - t0:.1f}s", flush=True)
 
 
 def compressed_size(image: str) -> int:
@@ -171,9 +200,16 @@ def main() -> int:
     ap.add_argument("--no-budget", action="store_true", help="do not fail when over the size budget")
     ap.add_argument("--report", type=Path, help="write a JSON report here")
     ap.add_argument("--list", action="store_true", help="print the image definitions and exit")
+    ap.add_argument(
+        "--repository",
+        help="tag as REPOSITORY:dev... instead of images.toml's (a private name on a shared engine; "
+        "the tests take INITKIT_IMAGE, INITKIT_IMAGE_SLIM, INITKIT_BUILDER_IMAGE)",
+    )
     args = ap.parse_args()
 
     _, images = load_config()
+    if args.repository:
+        images = [{**i, "repository": args.repository} for i in images]
     if args.only:
         unknown = set(args.only) - {i["name"] for i in images}
         if unknown:
@@ -203,6 +239,8 @@ def main() -> int:
         if gz > budget and not args.no_budget:
             failures.append(f"{image} is {gz} bytes compressed, over its budget of {budget}")
         report.append({"name": img["name"], "tags": tags(img, ver), "compressed": gz, "uncompressed": raw})
+    if images:  # a cache hit of the stage both images were assembled in
+        build(images[0], ver, target="builder", out_tags=[f"{images[0]['repository']}-builder:dev"])
     if args.report:
         args.report.write_text(json.dumps(report, indent=2) + "\n")
     for f in failures:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.images.harness import IMAGE, IMAGE_SLIM, docker, docker_bin
 
-LABELS = ("source", "version", "revision", "created", "licenses", "title", "description")
+LABELS = ("source", "version", "revision", "created", "licenses", "title", "description", "base.name", "base.digest")
 
 
 def inspect(image: str) -> dict:
@@ -44,6 +44,11 @@ def test_config(engine, image):
     version = docker("run", "--rm", "--network", "none", image, "--version").stdout
     assert labels["org.opencontainers.image.version"] in version
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", labels["org.opencontainers.image.created"])
+    # traceable to its base: the digest (or, for a local stand-in, the ID) of the image it was built FROM
+    assert labels["org.opencontainers.image.base.name"] == "debian:trixie-slim"
+    base = inspect(labels["org.opencontainers.image.base.name"])
+    digests = [base["Id"], *(d.split("@")[1] for d in base["RepoDigests"])]
+    assert labels["org.opencontainers.image.base.digest"] in digests
 
 
 @pytest.mark.parametrize("image", [IMAGE, IMAGE_SLIM])
