@@ -177,14 +177,19 @@ def write_sbom(img: dict, ver: str, platform: str, ref: str, digest: str, out: P
 # --- charts ---------------------------------------------------------------------------------
 
 
-def pin_image_values(values: Path, registry_host: str, repository: str, digest: str, key_path: list[str]) -> None:
-    """Set image.registry/repository/digest (and empty tag) in a values.yaml, keeping its comments.
+def pin_image_values(
+    values: Path, registry_host: str, repository: str, digest: str, key_path: list[str], slim_digest: str | None = None
+) -> None:
+    """Set image.registry/repository/digest (and empty tag) in a values.yaml, keeping its comments;
+    with slim_digest also image.slimDigest, so the steps that run the slim image are pinned too.
 
     key_path is where the image block sits (['image'] in the library chart,
     ['initkit', 'image'] in a chart that depends on it).
     """
     lines = values.read_text().splitlines(keepends=True)
     want = {"registry": registry_host, "repository": repository, "tag": "", "digest": digest}
+    if slim_digest is not None:
+        want["slimDigest"] = slim_digest
     depth, indent, found = 0, -1, set()
     for i, line in enumerate(lines):
         stripped = line.lstrip(" ")
@@ -224,8 +229,10 @@ def set_chart_version(chart_yaml: Path, ver: str, dependency_version: bool = Fal
     chart_yaml.write_text(text)
 
 
-def release_charts(registry: str, ver: str, img: dict, digest: str, pub: dict, out: Path) -> dict:
-    """Package and push both charts, their image pinned to img's pushed index digest."""
+def release_charts(
+    registry: str, ver: str, img: dict, digest: str, pub: dict, out: Path, slim_digest: str | None = None
+) -> dict:
+    """Package and push both charts, their images pinned to the pushed index digests (full and slim)."""
     helm = helm_bin()
     host, path = split_registry(registry)
     repository = f"{path}/{img['repository']}".strip("/")
@@ -236,9 +243,9 @@ def release_charts(registry: str, ver: str, img: dict, digest: str, pub: dict, o
         work = Path(tmp) / "charts"
         shutil.copytree(ROOT / "charts", work, ignore=shutil.ignore_patterns("*.tgz", "charts"))
         lib, example = work / "initkit", work / "initkit-example"
-        pin_image_values(lib / "values.yaml", host, repository, digest, ["image"])
+        pin_image_values(lib / "values.yaml", host, repository, digest, ["image"], slim_digest)
         set_chart_version(lib / "Chart.yaml", ver)
-        pin_image_values(example / "values.yaml", host, repository, digest, ["initkit", "image"])
+        pin_image_values(example / "values.yaml", host, repository, digest, ["initkit", "image"], slim_digest)
         set_chart_version(example / "Chart.yaml", ver, dependency_version=True)
         (example / "Chart.lock").unlink(missing_ok=True)
         run(helm, "dependency", "update", str(example), capture=True)  # the pinned library, file://../initkit
@@ -346,7 +353,9 @@ def main() -> int:
         raise SystemExit("release: over budget: " + "; ".join(failures))
     (chart_img,) = [i for i in images if i["name"] == pub["chart_image"]]
     digest = report["images"][chart_img["name"]]["index_digest"]
-    report["charts"] = release_charts(registry, ver, chart_img, digest, pub, args.out)
+    slim = report["images"].get(f"{chart_img['name']}-slim")  # what the chart's non-git steps run
+    slim_digest = slim["index_digest"] if slim else None
+    report["charts"] = release_charts(registry, ver, chart_img, digest, pub, args.out, slim_digest)
     if not args.no_python:
         report["python"] = release_python(args.out)
     report["seconds"] = round(time.monotonic() - t0)

@@ -72,23 +72,26 @@ def test_released_chart_pins_the_pushed_digest(tmp_path):
     release = load_release()
     work = tmp_path / "charts"
     shutil.copytree(CHARTS, work, ignore=shutil.ignore_patterns("*.tgz", "charts"))
-    digest = "sha256:" + "ab" * 32
+    digest, slim = "sha256:" + "ab" * 32, "sha256:" + "cd" * 32
     host, repository = "127.0.0.1:5999", "team/initkit"
-    release.pin_image_values(work / "initkit" / "values.yaml", host, repository, digest, ["image"])
-    release.pin_image_values(work / "initkit-example" / "values.yaml", host, repository, digest, ["initkit", "image"])
+    release.pin_image_values(work / "initkit" / "values.yaml", host, repository, digest, ["image"], slim)
+    example = work / "initkit-example" / "values.yaml"
+    release.pin_image_values(example, host, repository, digest, ["initkit", "image"], slim)
     release.set_chart_version(work / "initkit" / "Chart.yaml", "9.8.7")
     release.set_chart_version(work / "initkit-example" / "Chart.yaml", "9.8.7", dependency_version=True)
     (work / "initkit-example" / "Chart.lock").unlink(missing_ok=True)
     # comments survive (the packaged values.yaml still documents each key)
-    assert "# -- Image digest" in (work / "initkit" / "values.yaml").read_text()
+    assert "## @param image.digest" in (work / "initkit" / "values.yaml").read_text()
     run = dict(capture_output=True, text=True, timeout=120)
     p = subprocess.run([helm(), "dependency", "update", str(work / "initkit-example")], **run)
     assert p.returncode == 0, p.stderr
-    p = subprocess.run([helm(), "template", "myapp", str(work / "initkit-example")], **run)
+    with_clone = ["--set", "initkit.steps.git-clone.enabled=true"]  # a step that runs the full image
+    p = subprocess.run([helm(), "template", "myapp", str(work / "initkit-example"), *with_clone], **run)
     assert p.returncode == 0, p.stderr
     images = set(re.findall(r"image:\s*\"?([^\s\"]+)", p.stdout))
     initkit_images = {i for i in images if "initkit" in i}
-    assert initkit_images == {f"{host}/{repository}@{digest}"}
+    # git-clone runs the full image, every other step the slim one: both pinned
+    assert initkit_images == {f"{host}/{repository}@{digest}", f"{host}/{repository}@{slim}"}
     chart = yaml.safe_load((work / "initkit" / "Chart.yaml").read_text())
     assert (chart["version"], chart["appVersion"]) == ("9.8.7", "9.8.7")
 
