@@ -609,6 +609,7 @@ def test_permissions_outside_openshift_needs_no_allowance(helm: Helm, tmp_path: 
         ({"volumeMounts": [], "owner": "1"}, 'step "fix" (permissions): volumeMounts is required'),
         ({"paths": ["/etc"], "owner": "1"}, 'path "/etc" must be the mountPath of one of its writable volumeMounts'),
         ({"paths": ["/database"], "owner": "1"}, 'path "/database" must be the mountPath'),
+        ({"paths": ["/data/../etc"], "owner": "1"}, 'path "/data/../etc" has a . or .. component'),
         (
             {"volumeMounts": [{**DATA, "readOnly": True}], "paths": ["/data"], "owner": "1"},
             'path "/data" must be the mountPath of one of its writable volumeMounts',
@@ -632,6 +633,7 @@ def test_permissions_outside_openshift_needs_no_allowance(helm: Helm, tmp_path: 
         "no-mounts",
         "path-outside",
         "path-prefix-of-no-mount",
+        "path-dot-dot",
         "read-only-mount",
         "all-read-only",
         "owner-and-uid",

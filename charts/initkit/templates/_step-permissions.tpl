@@ -22,6 +22,9 @@ Usage (from initkit.container):
 {{- range $mounts }}{{ if not .readOnly }}{{ $paths = append $paths .mountPath }}{{ end }}{{ end -}}
 {{- end -}}
 {{- range $path := $paths -}}
+{{- if regexMatch "(^|/)\\.\\.?(/|$)" $path -}}
+{{- fail (printf "%s: path %q has a . or .. component; give the path itself" $where $path) -}}
+{{- end -}}
 {{- $inside := false -}}
 {{- range $mounts -}}
 {{- $base := trimSuffix "/" .mountPath -}}
