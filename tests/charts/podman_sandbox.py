@@ -5,6 +5,8 @@ machine (podman nested in Docker):
   earlier (or a concurrent) run cannot make `network create` fail;
 * `wait_for_bridge()`: the bridge and its gateway address appear only once the first
   pod's infra container starts, which may take longer than any fixed sleep;
+* `load_image()` copies the docker engine's image again when podman holds an older build
+  under the same name;
 * netavark whatever podman's default backend: with CNI an --internal network's bridge
   gets no gateway address and pod names do not resolve (podman keeps CNI as its default
   while CNI networks or containers exist, e.g. left by an earlier run);
@@ -116,6 +118,23 @@ class PodmanSandbox(harness.PodmanSandbox):
             self.playing.remove(process)
         self.pin_bridge_mac()
         return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+    def load_image(self, image: str) -> None:
+        """The docker engine's image in podman's store under the same name. harness's copy
+        skips an image podman already has, which may be an older build left by an earlier
+        run (one without a newer subcommand): copy again when the image ids differ. The
+        older image is only untagged, so anything still using it keeps running."""
+        have = self.podman("image", "inspect", "--format", "{{.Id}}", image, check=False)
+        want = harness.docker("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+        if have.returncode == 0 and have.stdout.strip() == want.removeprefix("sha256:"):
+            return
+        tar = self.dir / "image.tar"
+        harness.docker("save", "-o", str(tar), image, timeout=300)
+        self.podman("load", "-i", str(tar), timeout=300)
+        tar.unlink()
+        if "/" not in image.split(":")[0]:
+            # podman load names docker-saved images localhost/NAME or docker.io/library/NAME
+            self.podman("tag", f"docker.io/library/{image}", image, check=False)
 
     def played_docs(self) -> list[dict]:
         docs: list[dict] = []

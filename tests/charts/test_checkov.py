@@ -14,11 +14,26 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.charts.conftest import Helm, ci_values_files, find_tool, missing
+from tests.charts.conftest import Helm, ci_values_files, find_tool, missing, workload
 
 pytestmark = pytest.mark.helm
 
-SKIPS: dict[str, str] = yaml.safe_load((Path(__file__).parent / "checkov-skips.yaml").read_text())
+
+def load_skips() -> dict[str, tuple[str, list[str] | None]]:
+    """check id -> (reason, the ci files whose manifests it is accepted in; None: all)."""
+    skips = {}
+    for check_id, entry in yaml.safe_load((Path(__file__).parent / "checkov-skips.yaml").read_text()).items():
+        if isinstance(entry, dict):
+            assert set(entry) == {"reason", "only"}, f"{check_id}: keys are reason and only"
+            skips[check_id] = (entry["reason"], list(entry["only"]))
+        else:
+            skips[check_id] = (entry, None)
+    return skips
+
+
+SKIPS = load_skips()
+# The capabilities the permissions step adds, the one root container the library renders.
+PERMISSIONS_CAPABILITIES = {"CHOWN", "FOWNER", "DAC_READ_SEARCH", "DAC_OVERRIDE"}
 # The container hardening the library promises: no privilege escalation, read-only root,
 # non-root high uid, no capabilities (and no NET_RAW), seccomp, CPU and memory limits.
 HARDENING = ["CKV_K8S_11", "CKV_K8S_13", "CKV_K8S_20", "CKV_K8S_22", "CKV_K8S_23", "CKV_K8S_28", "CKV_K8S_31"]
@@ -59,20 +74,50 @@ def findings(helm_factory: Callable[[str], Helm], tmp_path_factory: pytest.TempP
     }
 
 
+def skipped(check: dict[str, Any]) -> bool:
+    """The finding is one checkov-skips.yaml accepts, in the file it came from."""
+    if check["check_id"] not in SKIPS:
+        return False
+    only = SKIPS[check["check_id"]][1]
+    return only is None or Path(check["file_path"]).name in only
+
+
 def test_every_finding_has_a_reason(findings: dict[str, Any]) -> None:
     unexplained = sorted(
         {
-            f"{c['check_id']} {c['check_name']} ({c['resource']})"
+            f"{c['check_id']} {c['check_name']} ({c['resource']} in {Path(c['file_path']).name})"
             for c in findings["failed"]
-            if c["check_id"] not in SKIPS
+            if not skipped(c)
         }
     )
     assert unexplained == [], "fix these, or add each with a one-line reason to checkov-skips.yaml"
 
 
 def test_every_skip_still_fires(findings: dict[str, Any]) -> None:
-    assert sorted(set(SKIPS) - {c["check_id"] for c in findings["failed"]}) == []
-    assert all(isinstance(reason, str) and len(reason) > 20 for reason in SKIPS.values())
+    assert sorted(set(SKIPS) - {c["check_id"] for c in findings["failed"] if skipped(c)}) == []
+    assert all(isinstance(reason, str) and len(reason) > 20 for reason, _ in SKIPS.values())
+    ci_files = {values.name for values in ci_values_files()}
+    for check_id, (_, only) in SKIPS.items():
+        assert only is None or (only and set(only) <= ci_files), f"{check_id}: only names no ci file"
+
+
+def test_added_capabilities_only_in_permissions_steps(helm_factory: Callable[[str], Helm]) -> None:
+    """CKV_K8S_25 (added capabilities) is accepted where a permissions step runs: checkov
+    names only the workload, so this checks that its container is that step's and adds
+    nothing but what the step needs, and that no other container adds any."""
+    helm = helm_factory("helm4")
+    seen = set()
+    for values in [None, *ci_values_files()]:
+        spec = workload(helm.template(*([values] if values else [])))
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            added = set(container.get("securityContext", {}).get("capabilities", {}).get("add", []))
+            if not added:
+                continue
+            where = f"{container['name']} in {values.name if values else 'defaults'}"
+            assert "permissions" in container["args"], f"{where} adds {sorted(added)} but is no permissions step"
+            assert {"CHOWN", "FOWNER"} <= added <= PERMISSIONS_CAPABILITIES, where
+            seen.add(values.name if values else "defaults")
+    assert sorted(seen) == SKIPS["CKV_K8S_25"][1]
 
 
 def test_the_workloads_pass_the_hardening_checks(findings: dict[str, Any]) -> None:

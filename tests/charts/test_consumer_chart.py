@@ -291,10 +291,8 @@ def readme_block(readme: str, start: str) -> str:
     return readme[begin : readme.index("```", begin)]
 
 
-def test_the_readme_example_renders(helm: Helm, tmp_path: Path) -> None:
-    """The top README's Helm section, word for word: its pod template and values."""
-    readme = (ROOT / "README.md").read_text()
-    values = yaml.safe_load(readme_block(readme, "initkit:\n  steps:\n"))
+def readme_chart(helm: Helm, tmp_path: Path, readme: str) -> Path:
+    """A `helm create` chart whose pod template is the top README's, word for word."""
     chart = helm_create(helm, tmp_path, [None])
     (chart / "templates" / "deployment.yaml").write_text(
         textwrap.dedent("""\
@@ -312,6 +310,14 @@ def test_the_readme_example_renders(helm: Helm, tmp_path: Path) -> None:
             """)
         + readme_block(readme, "      {{- $initkit := dict")
     )
+    return chart
+
+
+def test_the_readme_example_renders(helm: Helm, tmp_path: Path) -> None:
+    """The top README's Helm section, word for word: its pod template and values."""
+    readme = (ROOT / "README.md").read_text()
+    values = yaml.safe_load(readme_block(readme, "initkit:\n  steps:\n"))
+    chart = readme_chart(helm, tmp_path, readme)
     text, obj = deployment_of(render(helm, chart, tmp_path, {**values, "volumes": [SCAFFOLD_VOLUME]}))
     spec = pod_spec(obj)
     assert [c["name"] for c in spec["initContainers"]] == ["wait-for-db", "register"]
@@ -320,3 +326,18 @@ def test_the_readme_example_renders(helm: Helm, tmp_path: Path) -> None:
     wait, register = spec["initContainers"]
     assert wait["args"][1] == "tcp:myapp-postgresql:5432"
     assert register["args"][1] == "https://registry.example.com/instances"
+
+
+def test_the_readme_permissions_example_renders(helm: Helm, tmp_path: Path) -> None:
+    """The top README's permissions step: first, root with CHOWN and FOWNER only, on the PVC."""
+    readme = (ROOT / "README.md").read_text()
+    values = yaml.safe_load(readme_block(readme, "initkit:\n  volumes:\n    - name: data\n"))
+    _, obj = deployment_of(render(helm, readme_chart(helm, tmp_path, readme), tmp_path, values))  # validated
+    spec = pod_spec(obj)
+    (fix,) = spec["initContainers"]
+    assert fix["name"] == "volume-permissions"
+    assert fix["args"] == ["permissions", "/data", "--owner", "1001:1001", "--mode", "g+rwX"]
+    assert fix["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
+    assert fix["securityContext"]["runAsUser"] == 0
+    assert fix["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}
+    assert spec["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "myapp-data"}}]

@@ -485,3 +485,185 @@ def test_template_errors_are_clear(helm: Helm, tmp_path: Path, steps: dict[str, 
     with pytest.raises(HelmFailed) as failed:
         helm.template(values, extra=("--skip-schema-validation",))
     assert message in failed.value.stderr
+
+
+# The permissions step's securityContext: root, with only the capabilities chown and chmod need.
+ROOT_CHOWN = {
+    **HARDENED,
+    "runAsNonRoot": False,
+    "runAsUser": 0,
+    "runAsGroup": 0,
+    "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]},
+}
+DATA = {"name": "data", "mountPath": "/data"}
+
+
+def permissions_step(**extra: Any) -> dict[str, Any]:
+    return {"kind": "permissions", "name": "fix", "volumeMounts": [DATA], **extra}
+
+
+def test_permissions_replaces_bitnamis_volume_permissions(helm: Helm) -> None:
+    docs = helm.template(CI / "permissions-values.yaml")
+    containers = init_containers(docs)
+    assert [c["name"] for c in containers] == ["volume-permissions", "wait-for-services"], "order 0: first"
+    fix = containers[0]
+    assert fix["args"] == ["permissions", "/data", "/logs", "--owner", "1001:1001", "--mode", "g+rwX"]
+    assert fix["image"] == SLIM
+    assert fix["securityContext"] == {
+        **ROOT_CHOWN,
+        "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER", "DAC_READ_SEARCH"]},
+    }
+    assert fix["volumeMounts"] == [{"name": "data", "mountPath": "/data"}, {"name": "logs", "mountPath": "/logs"}]
+    assert fix["env"] == DOWNWARD_ENV
+    assert containers[1]["securityContext"] == HARDENED, "the other steps stay non-root"
+    assert by_name(workload(docs)["volumes"])["data"]["persistentVolumeClaim"] == {"claimName": "myapp-data"}
+
+
+def test_permissions_is_off_in_the_example_defaults(helm: Helm) -> None:
+    assert [c["name"] for c in init_containers(helm.template())] == ["wait-for-services"]
+    (fix, _) = init_containers(helm.template(set_values=("initkit.steps.volume-permissions.enabled=true",)))
+    assert fix["args"] == ["permissions", "/workspace", "--owner", "65532:65532", "--mode", "u+rwX,g+rwX"]
+
+
+@pytest.mark.parametrize(
+    ("step", "args"),
+    [
+        ({"owner": "1001:1001"}, ["/data", "--owner", "1001:1001"]),
+        ({"owner": ":1001", "mode": "0750"}, ["/data", "--owner", ":1001", "--mode", "0750"]),
+        ({"owner": 0}, ["/data", "--owner", "0"]),
+        ({"uid": 1001, "gid": 1001}, ["/data", "--owner", "1001:1001"]),
+        ({"uid": 0}, ["/data", "--owner", "0"]),
+        ({"gid": 4294967294}, ["/data", "--owner", ":4294967294"]),
+        ({"mode": "g+rwX"}, ["/data", "--mode", "g+rwX"]),
+        (
+            {
+                "volumeMounts": [
+                    DATA,
+                    {"name": "logs", "mountPath": "/logs/"},
+                    {"name": "cfg", "mountPath": "/cfg", "readOnly": True},
+                ],
+                "owner": "1",
+            },
+            ["/data", "/logs/", "--owner", "1"],
+        ),
+        (
+            {"paths": ["/data/{{ .Release.Name }}", "/data/shared"], "mode": "o-rwx"},
+            ["/data/myapp", "/data/shared", "--mode", "o-rwx"],
+        ),
+    ],
+    ids=[
+        "owner",
+        "group-only-octal",
+        "owner-number",
+        "uid-gid",
+        "uid-0",
+        "gid-only",
+        "mode-only",
+        "default-paths-skip-read-only",
+        "paths-tpl",
+    ],
+)
+def test_permissions_args(helm: Helm, tmp_path: Path, step: dict[str, Any], args: list[str]) -> None:
+    (fix,) = init_containers(helm.template(steps_values(tmp_path, permissions_step(**step))))
+    assert fix["args"] == ["permissions", *args]
+    assert fix["securityContext"] == ROOT_CHOWN
+
+
+def test_permissions_security_context_keys(helm: Helm, tmp_path: Path) -> None:
+    """extraCapabilities adds to CHOWN and FOWNER; the configuration's seccomp stays; the
+    step's own securityContext keys still go on top."""
+    values = steps_values(
+        tmp_path,
+        permissions_step(owner="1001", extraCapabilities=["DAC_OVERRIDE"]),
+        permissions_step(name="fix-2", owner="1001", securityContext={"runAsGroup": 1001}),
+        securityContext={**HARDENED, "seccompProfile": {"type": "Localhost", "localhostProfile": "initkit.json"}},
+    )
+    first, second = init_containers(helm.template(values))
+    localhost = {"type": "Localhost", "localhostProfile": "initkit.json"}
+    assert first["securityContext"] == {
+        **ROOT_CHOWN,
+        "seccompProfile": localhost,
+        "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER", "DAC_OVERRIDE"]},
+    }
+    assert second["securityContext"] == {**ROOT_CHOWN, "seccompProfile": localhost, "runAsGroup": 1001}
+
+
+OPENSHIFT_REFUSED = (
+    'step "fix" (permissions) runs as root with CAP_CHOWN and CAP_FOWNER, which OpenShift\'s restricted SCC refuses'
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "api_versions"),
+    [("force", ()), ("auto", ("--api-versions", "security.openshift.io/v1"))],
+    ids=["force", "auto-on-openshift"],
+)
+def test_permissions_under_openshift(helm: Helm, tmp_path: Path, mode: str, api_versions: tuple[str, ...]) -> None:
+    """The restricted SCC would refuse the pod: rendering fails naming the step and the way
+    out, unless the step says its service account may run it (then uid 0 is kept)."""
+    openshift = {"global": {"compatibility": {"openshift": {"adaptSecurityContext": mode}}}}
+    values = yaml.safe_load(steps_values(tmp_path, permissions_step(owner="1001")).read_text())
+    with pytest.raises(HelmFailed) as failed:
+        helm.template(write_values(tmp_path, {**values, **openshift}), extra=api_versions)
+    assert OPENSHIFT_REFUSED in failed.value.stderr
+    assert "set openshiftAllowRoot: true on the step, or set enabled: false" in failed.value.stderr
+    values["initkit"]["steps"]["fix"]["openshiftAllowRoot"] = True
+    values["initkit"]["steps"]["nap"] = {"kind": "sleep", "order": 200, "duration": 1}
+    fix, nap = init_containers(helm.template(write_values(tmp_path, {**values, **openshift}), extra=api_versions))
+    assert fix["securityContext"] == ROOT_CHOWN
+    assert "runAsUser" not in nap["securityContext"], "the other steps are still adapted"
+
+
+def test_permissions_outside_openshift_needs_no_allowance(helm: Helm, tmp_path: Path) -> None:
+    values = yaml.safe_load(steps_values(tmp_path, permissions_step(owner="1001")).read_text())
+    values["global"] = {"compatibility": {"openshift": {"adaptSecurityContext": "disabled"}}}
+    extra = ("--api-versions", "security.openshift.io/v1")
+    (fix,) = init_containers(helm.template(write_values(tmp_path, values), extra=extra))
+    assert fix["securityContext"] == ROOT_CHOWN
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ({"volumeMounts": [], "owner": "1"}, 'step "fix" (permissions): volumeMounts is required'),
+        ({"paths": ["/etc"], "owner": "1"}, 'path "/etc" must be the mountPath of one of its writable volumeMounts'),
+        ({"paths": ["/database"], "owner": "1"}, 'path "/database" must be the mountPath'),
+        ({"paths": ["/data/../etc"], "owner": "1"}, 'path "/data/../etc" has a . or .. component'),
+        (
+            {"volumeMounts": [{**DATA, "readOnly": True}], "paths": ["/data"], "owner": "1"},
+            'path "/data" must be the mountPath of one of its writable volumeMounts',
+        ),
+        (
+            {"volumeMounts": [{**DATA, "readOnly": True}], "owner": "1"},
+            "no path to fix: its volumeMounts are all readOnly",
+        ),
+        ({"owner": "1:1", "uid": 1}, "set owner or uid/gid, not both"),
+        ({}, "nothing to do: set owner (or uid/gid), mode, or both"),
+        (
+            {"mode": 0o750},
+            'mode must be a string: quote an octal mode (mode: "0750"), YAML reads 0750 as the number 488',
+        ),
+        (
+            {"owner": "1", "extraCapabilities": ["SYS_ADMIN"]},
+            "extraCapabilities: SYS_ADMIN is not one it may add; use DAC_READ_SEARCH or DAC_OVERRIDE",
+        ),
+    ],
+    ids=[
+        "no-mounts",
+        "path-outside",
+        "path-prefix-of-no-mount",
+        "path-dot-dot",
+        "read-only-mount",
+        "all-read-only",
+        "owner-and-uid",
+        "nothing-to-do",
+        "mode-number",
+        "capability",
+    ],
+)
+def test_permissions_template_errors(helm: Helm, tmp_path: Path, step: dict[str, Any], message: str) -> None:
+    """Without the schema too (a parent chart may skip it): clear messages, nothing rendered."""
+    values = steps_values(tmp_path, permissions_step(**step))
+    with pytest.raises(HelmFailed) as failed:
+        helm.template(values, extra=("--skip-schema-validation",))
+    assert message in failed.value.stderr, failed.value.stderr

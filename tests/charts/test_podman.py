@@ -1,6 +1,7 @@
 """The example chart's rendered Pod, played by `podman kube play` with the locally built
-initkit image: its init containers (wait-for, sleep, git-clone from a git daemon on the
-podman network's gateway, render) run in order and the app starts and sees what they wrote.
+initkit image: its init containers (permissions as root with CHOWN and FOWNER only,
+wait-for, sleep, git-clone from a git daemon on the podman network's gateway, render) run
+in order and the app starts and sees what they wrote.
 
 Needs the helm binaries (.ci/setup-helm.sh), a Docker engine holding initkit:dev
 (`make images`; the harness copies it into podman) and podman. Under CI=true a missing
@@ -9,8 +10,10 @@ piece fails the test; locally it skips.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import stat
 import subprocess
 import threading
 import uuid
@@ -80,6 +83,13 @@ def values(repo: str) -> dict[str, Any]:
             ],
             # The example's steps, switched on and changed by key (maps merge).
             "steps": {
+                # root with CHOWN and FOWNER only, first: the volume git-clone (65532, its owner) writes
+                "volume-permissions": {
+                    "enabled": True,
+                    "volumeMounts": [{"name": WORKSPACE, "mountPath": "/workspace"}],
+                    "owner": "65532:1001",
+                    "mode": "u+rwX,g+rwX,o-rwx",
+                },
                 "wait-for-services": {
                     "targets": [f"dns:{name}" for name in SERVICES],
                     "timeout": "90s",
@@ -181,6 +191,7 @@ def test_example_pod_runs_its_init_containers_then_the_app(
         events = pm.container_events()
         started = [e["Name"] for e in events if e["Status"] == "start" and e["Name"].startswith(APP)]
         assert started == [
+            f"{APP}-volume-permissions",
             f"{APP}-wait-for-services",
             f"{APP}-sleep",
             f"{APP}-git-clone",
@@ -189,6 +200,12 @@ def test_example_pod_runs_its_init_containers_then_the_app(
         ]
         died = [e["Name"] for e in events if e["Status"] == "died" and e["Name"].startswith(APP)]
         assert died == started, "each init container finished before the next started"
+        # The permissions step (removed once it succeeded, with its log) left the volume
+        # as asked: group 1001, group-writable, no access for others (podman gives a new
+        # volume to the user of the first container that mounts it, mode 0755).
+        data = pm.podman("volume", "inspect", "--format", "{{.Mountpoint}}", WORKSPACE).stdout.strip()
+        top = os.stat(data)
+        assert (top.st_uid, top.st_gid, stat.S_IMODE(top.st_mode)) == (65532, 1001, 0o770)
         exit_code = pm.podman("inspect", "-f", "{{.State.ExitCode}}", app_container).stdout.strip()
         log = pm.logs(app_container)
         assert exit_code == "0", log

@@ -13,12 +13,17 @@ from tests.charts.conftest import Helm, HelmFailed
 pytestmark = pytest.mark.helm
 
 SCHEMA_ERROR = "values don't meet the specifications of the schema(s) in the following chart(s):"
-KINDS = "'wait-for', 'register', 'sleep', 'git-clone', 'render'"
+KINDS = "'wait-for', 'register', 'sleep', 'git-clone', 'render', 'permissions'"
 VOLUME = {"name": "workspace", "mountPath": "/workspace"}
 
 
 def wait(**extra: Any) -> dict[str, Any]:
     return {"kind": "wait-for", "order": 1, "targets": ["dns:myservice"], **extra}
+
+
+def permissions(**extra: Any) -> dict[str, Any]:
+    step = {"kind": "permissions", "order": 1, "volumeMounts": [{"name": "data", "mountPath": "/data"}]}
+    return {"steps": {"p": {**step, **extra}}}
 
 
 # Each case: the initkit values block (its steps keyed by name) and the message expected.
@@ -125,6 +130,38 @@ INITKIT_CASES: dict[str, tuple[dict[str, Any], str]] = {
     "image-typo": ({"image": {"pullSecret": ["x"]}}, "at '/image': additional properties 'pullSecret' not allowed"),
     "file-mode-decimal-440": ({"fileMode": 440}, "at '/fileMode': value must be one of 256, 288, 292, 384, 416, 420"),
     "file-mode-writable-by-others": ({"fileMode": 0o666}, "at '/fileMode': value must be one of"),
+    "permissions-owner-name": (
+        permissions(owner="mysql:mysql"),
+        "at '/steps/p/owner': 'mysql:mysql' does not match pattern",
+    ),
+    "permissions-owner-colon-only": (permissions(owner="1001:"), "at '/steps/p/owner': '1001:' does not match"),
+    "permissions-owner-negative": (permissions(owner=-1), "at '/steps/p/owner': minimum: got -1, want 0"),
+    "permissions-owner-and-uid": (permissions(owner="1001:1001", uid=1001), "at '/steps/p': 'not' failed"),
+    "permissions-gid-too-large": (
+        permissions(gid=2**32 - 1),
+        "at '/steps/p/gid': maximum: got 4.294967295",
+    ),
+    "permissions-mode-as-a-number": (permissions(mode=0o750), "at '/steps/p/mode': got number, want string"),
+    "permissions-mode-setuid": (permissions(mode="u+s"), "at '/steps/p/mode': 'u+s' does not match pattern"),
+    "permissions-mode-sticky-octal": (permissions(mode="1777"), "at '/steps/p/mode': '1777' does not match"),
+    "permissions-mode-not-chmod": (permissions(mode="rwxr-x---"), "at '/steps/p/mode': 'rwxr-x---' does not match"),
+    "permissions-capability-not-allowed": (
+        permissions(owner="1001", extraCapabilities=["SYS_ADMIN"]),
+        "at '/steps/p/extraCapabilities/0': value must be one of 'DAC_READ_SEARCH', 'DAC_OVERRIDE'",
+    ),
+    "permissions-capability-twice": (
+        permissions(owner="1001", extraCapabilities=["DAC_OVERRIDE", "DAC_OVERRIDE"]),
+        "at '/steps/p/extraCapabilities': items at 0 and 1 are equal",
+    ),
+    "permissions-nothing-to-do": (permissions(), "at '/steps/p': 'anyOf' failed"),
+    "permissions-without-mounts": (
+        {"steps": {"p": {"kind": "permissions", "order": 1, "owner": "1001"}}},
+        "at '/steps/p': missing property 'volumeMounts'",
+    ),
+    "permissions-relative-path": (
+        permissions(owner="1001", paths=["data"]),
+        "at '/steps/p/paths/0': 'data' does not match pattern",
+    ),
     "openshift-mode": (
         {"global": {"compatibility": {"openshift": {"adaptSecurityContext": "yes"}}}},
         "at '/global/compatibility/openshift/adaptSecurityContext': value must be one of 'auto', 'force', 'disabled'",
@@ -160,8 +197,26 @@ def test_invalid_initkit_values_fail_clearly(helm: Helm, tmp_path: Path, case: s
         {"image": {"tag": "1.10"}},
         {"resources": {"limits": {"cpu": "500m", "memory": "1Gi", "nvidia.com/gpu": 1, "hugepages-2Mi": "4Mi"}}},
         {"env": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]},
+        permissions(owner="1001:1001", mode="u+rwX,g+rwX,o-rwx", extraCapabilities=["DAC_READ_SEARCH"]),
+        permissions(owner=":1001", mode="a=rX,g=u"),
+        permissions(owner=0, mode="0750"),
+        permissions(uid=1001, gid=0, mode="750"),
+        permissions(gid=1001),
+        permissions(mode="go-w", extraCapabilities=["DAC_OVERRIDE"]),
     ],
-    ids=["mode-0440", "mode-420", "tag-string", "resources", "env-fieldref"],
+    ids=[
+        "mode-0440",
+        "mode-420",
+        "tag-string",
+        "resources",
+        "env-fieldref",
+        "permissions-owner-mode",
+        "permissions-group-only",
+        "permissions-owner-number-octal",
+        "permissions-uid-gid",
+        "permissions-gid-only",
+        "permissions-mode-only",
+    ],
 )
 def test_valid_values_pass(helm: Helm, tmp_path: Path, initkit: dict[str, Any]) -> None:
     path = tmp_path / "valid-values.yaml"

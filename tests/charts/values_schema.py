@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-KINDS = ["wait-for", "register", "sleep", "git-clone", "render"]
+KINDS = ["wait-for", "register", "sleep", "git-clone", "render", "permissions"]
 
 
 Schema = dict[str, Any]
@@ -231,6 +231,11 @@ common = {
     "volumeMounts": {"description": "Extra volume mounts.", "type": "array", "items": {"$ref": "#/$defs/volumeMount"}},
 }
 DUR = {"$ref": "#/$defs/duration"}
+ID_MAX = 2**32 - 2  # (uid_t)-1 means "unchanged" to chown(2)
+# chmod's symbolic clauses (ugoa, then +-= with rwxX or one of ugo), comma-separated, or
+# octal 0 to 0777: the CLI refuses setuid, setgid and sticky (s, t, octal above 0777).
+_CLAUSE = "[ugoa]*([-+=]([rwxX]*|[ugo]))+"
+MODE_PATTERN = f"^(0?[0-7]{{1,3}}|{_CLAUSE}(,{_CLAUSE})*)$"
 kinds = {
     "waitForStep": (
         "wait-for: wait until every target is ready.",
@@ -295,6 +300,55 @@ kinds = {
         ["template", "volume", "dest"],
         {},
     ),
+    "permissionsStep": (
+        "permissions: give the files of its volumeMounts an owner and a mode, as root with CHOWN and FOWNER.",
+        {
+            "volumeMounts": {
+                "description": "The volumes it fixes (and any other mounts).",
+                "type": "array",
+                "minItems": 1,
+                "items": {"$ref": "#/$defs/volumeMount"},
+            },
+            "paths": {
+                "description": "Paths to fix, each a writable volumeMount's mountPath or below it (through tpl); "
+                "default: every writable volumeMount.",
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "pattern": "^(/|\\{\\{)"},
+            },
+            "owner": {
+                "description": 'Numeric owner: "UID:GID", "UID", ":GID", or a UID as a number.',
+                "type": ["string", "integer"],
+                "pattern": "^([0-9]{1,10}(:[0-9]{1,10})?|:[0-9]{1,10})$",
+                "minimum": 0,
+                "maximum": ID_MAX,
+            },
+            "uid": {"description": "Owner uid (instead of owner).", "type": "integer", "minimum": 0, "maximum": ID_MAX},
+            "gid": {"description": "Owner gid (instead of owner).", "type": "integer", "minimum": 0, "maximum": ID_MAX},
+            "mode": {
+                "description": 'chmod\'s mode, a string: symbolic ("u+rwX,g+rwX") or octal ("0750"); no s or t.',
+                "type": "string",
+                "pattern": MODE_PATTERN,
+            },
+            "extraCapabilities": {
+                "description": "Capabilities added to CHOWN and FOWNER, to walk directories others cannot read "
+                "(0700): DAC_READ_SEARCH, or the broader DAC_OVERRIDE.",
+                "type": "array",
+                "uniqueItems": True,
+                "items": {"enum": ["DAC_READ_SEARCH", "DAC_OVERRIDE"]},
+            },
+            "openshiftAllowRoot": {
+                "description": "Under OpenShift adaptation, render the step anyway (uid 0 kept): its service account "
+                "has an SCC allowing uid 0, CHOWN and FOWNER.",
+                "type": "boolean",
+            },
+        },
+        ["volumeMounts"],
+        {
+            "anyOf": [{"required": ["owner"]}, {"required": ["uid"]}, {"required": ["gid"]}, {"required": ["mode"]}],
+            "dependentSchemas": {"owner": {"not": {"anyOf": [{"required": ["uid"]}, {"required": ["gid"]}]}}},
+        },
+    ),
 }
 kind_of = {
     "waitForStep": "wait-for",
@@ -302,6 +356,7 @@ kind_of = {
     "sleepStep": "sleep",
     "gitCloneStep": "git-clone",
     "renderStep": "render",
+    "permissionsStep": "permissions",
 }
 for name, (desc, props, req, extra) in kinds.items():
     defs[name] = {"description": desc, **obj({**common, **props}, ["kind", "order", *req]), **extra}

@@ -207,15 +207,20 @@ Usage:
 
 {{/*
 initkit.securityContext: the hardened container securityContext of a step: the
-configuration's securityContext with the step's own keys on top, adapted to OpenShift.
+configuration's securityContext with the step's own keys on top, adapted to OpenShift
+(a permissions step's is initkit.permissionsSecurityContext: root with CHOWN and FOWNER).
 Usage:
   securityContext:
     {{- include "initkit.securityContext" (dict "values" .Values.initkit "context" $ "step" $step) | nindent 4 }}
 */}}
 {{- define "initkit.securityContext" -}}
+{{- if eq ((.step | default dict).kind | default "") "permissions" -}}
+{{- include "initkit.permissionsSecurityContext" . -}}
+{{- else -}}
 {{- $sc := deepCopy (.values.securityContext | default dict) -}}
 {{- range $key, $value := ((.step | default dict).securityContext | default dict) }}{{ $_ := set $sc $key $value }}{{ end -}}
 {{- include "initkit.adaptSecurityContext" (dict "securityContext" $sc "context" .context) -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
@@ -230,7 +235,7 @@ Usage:
 {{- if not (kindIs "map" $steps) -}}
 {{- fail "initkit: steps must be a map keyed by step name, each step with an order (a list cannot be changed with --set)" -}}
 {{- end -}}
-{{- $kinds := list "wait-for" "register" "sleep" "git-clone" "render" -}}
+{{- $kinds := list "wait-for" "register" "sleep" "git-clone" "render" "permissions" -}}
 {{- $byOrder := dict -}}
 {{- range $name, $step := $steps -}}
 {{- if not (kindIs "map" $step) -}}
@@ -242,7 +247,7 @@ Usage:
 {{- end -}}
 {{- $kind := required (printf "initkit: steps.%s.kind is required" $name) $step.kind -}}
 {{- if not (has $kind $kinds) -}}
-{{- fail (printf "initkit: steps.%s.kind %q is unknown; use wait-for, register, sleep, git-clone or render" $name $kind) -}}
+{{- fail (printf "initkit: steps.%s.kind %q is unknown; use wait-for, register, sleep, git-clone, render or permissions" $name $kind) -}}
 {{- end -}}
 {{- if not (hasKey $step "order") -}}
 {{- fail (printf "initkit: steps.%s.order is required (steps run by ascending order)" $name) -}}
