@@ -119,23 +119,6 @@ class PodmanSandbox(harness.PodmanSandbox):
         self.pin_bridge_mac()
         return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
-    def load_image(self, image: str) -> None:
-        """The docker engine's image in podman's store under the same name. harness's copy
-        skips an image podman already has, which may be an older build left by an earlier
-        run (one without a newer subcommand): copy again when the image ids differ. The
-        older image is only untagged, so anything still using it keeps running."""
-        have = self.podman("image", "inspect", "--format", "{{.Id}}", image, check=False)
-        want = harness.docker("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
-        if have.returncode == 0 and have.stdout.strip() == want.removeprefix("sha256:"):
-            return
-        tar = self.dir / "image.tar"
-        harness.docker("save", "-o", str(tar), image, timeout=300)
-        self.podman("load", "-i", str(tar), timeout=300)
-        tar.unlink()
-        if "/" not in image.split(":")[0]:
-            # podman load names docker-saved images localhost/NAME or docker.io/library/NAME
-            self.podman("tag", f"docker.io/library/{image}", image, check=False)
-
     def played_docs(self) -> list[dict]:
         docs: list[dict] = []
         for path in self.played:

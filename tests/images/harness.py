@@ -287,8 +287,12 @@ class PodmanSandbox:
         return p
 
     def load_image(self, image: str) -> None:
-        """Copy an image from the docker engine into podman's store (same name)."""
-        if self.podman("image", "exists", image, check=False).returncode == 0:
+        """The docker engine's image in podman's store under the same name. Copied again when
+        podman holds another build under that name (an earlier run's, without a newer
+        subcommand); the older one is only untagged, so anything still using it keeps running."""
+        have = self.podman("image", "inspect", "--format", "{{.Id}}", image, check=False)
+        want = docker("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+        if have.returncode == 0 and have.stdout.strip() == want.removeprefix("sha256:"):
             return
         tar = self.dir / "image.tar"
         docker("save", "-o", str(tar), image, timeout=300)
