@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -234,21 +233,21 @@ def test_charts_pull_and_pin_the_released_image(release: Release, tmp_path):
         assert image["digest"] == full["index_digest"]
 
 
-def readme_section() -> str:
+def readme_block(start: str) -> str:
+    """The fenced block of the top README that begins with `start`."""
     text = (ROOT / "README.md").read_text()
-    start = text.index("\n## Publishing")
-    return text[start : text.index("\n## ", start + 1)]
+    begin = text.index(start)
+    return text[begin : text.index("```", begin)]
 
 
 def test_consumer_chart_follows_the_readme(release: Release, tmp_path):
-    """helm create, the README's dependency block and include line, helm dependency build: it renders."""
-    section = readme_section()
+    """helm create, the README's Helm section word for word (the published dependency, the pod
+    template's two includes, the steps), helm dependency build from the registry: the released
+    chart renders with every step's image pinned by digest, slim where no git is needed."""
     published = f"oci://{CONFIG['publish']['registry']}/{CONFIG['publish']['charts']}"
     local = f"oci://{release.registry}/{CONFIG['publish']['charts']}"
-    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
-    (dependency,) = [b for b in blocks if b.startswith("dependencies:")]
+    dependency = readme_block("dependencies:\n  - name: initkit\n")
     assert published in dependency and "version: ~" in dependency
-    (include,) = [line for line in section.splitlines() if 'include "initkit.pod"' in line]
     run = dict(capture_output=True, text=True, timeout=180, cwd=tmp_path)
 
     def helm_ok(*args: str) -> str:
@@ -261,18 +260,18 @@ def test_consumer_chart_follows_the_readme(release: Release, tmp_path):
     with (chart / "Chart.yaml").open("a") as f:
         f.write(dependency.replace(published, local))
     helm_ok("dependency", "build", "myapp", "--plain-http")  # plain HTTP: the test's loopback registry
-    deployment = chart / "templates" / "deployment.yaml"
-    lines = deployment.read_text().splitlines()
-    spec = next(i for i, line in enumerate(lines) if line == "    spec:" and i > lines.index("  template:"))
-    lines.insert(spec + 1, include.strip().join(["      ", ""]))
-    deployment.write_text("\n".join(lines) + "\n")
-    with (chart / "values.yaml").open("a") as f:
-        f.write("initkit:\n  steps:\n    - kind: wait-for\n      targets: [dns:mydb]\n")
+    pod = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n"
+    pod += "    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n"
+    (chart / "templates" / "deployment.yaml").write_text(pod + readme_block('      {{- $initkit := dict "values"'))
+    (chart / "values.yaml").write_text(readme_block("initkit:\n  steps:\n"))
+    for extra in (chart / "templates").iterdir():  # the scaffold's other templates read its own values
+        if extra.name not in ("deployment.yaml", "_helpers.tpl"):
+            shutil.rmtree(extra) if extra.is_dir() else extra.unlink()
     rendered = [d for d in yaml.safe_load_all(helm_ok("template", "myapp", "myapp")) if d]
     (dep,) = [d for d in rendered if d["kind"] == "Deployment"]
     inits = dep["spec"]["template"]["spec"]["initContainers"]
-    full = release.report["images"][CONFIG["publish"]["chart_image"]]
-    assert [c["image"] for c in inits] == [f"{release.registry}/initkit@{full['index_digest']}"]
+    slim = release.report["images"][f"{CONFIG['publish']['chart_image']}-slim"]
+    assert [c["image"] for c in inits] == [f"{release.registry}/initkit@{slim['index_digest']}"] * 2
     assert os.path.exists(chart / "charts" / f"initkit-{release.report['version']}.tgz")
 
 
