@@ -17,7 +17,21 @@ from initkit.errors import Stopped
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
+# After a signal, cleanup has this long before the process exits regardless. Raising into
+# arbitrary code can leave a library's lock held (seen: a child under coverage's tracer
+# deadlocked on its own lock while exiting); the kubelet would then wait for its SIGKILL.
+CLEANUP_LIMIT = 2.0
+
+
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    import os
+    import threading
+
+    if not getattr(_raise_stopped, "armed", False):
+        _raise_stopped.armed = True  # type: ignore[attr-defined]
+        timer = threading.Timer(CLEANUP_LIMIT, os._exit, args=(128 + signum,))
+        timer.daemon = True
+        timer.start()
     raise Stopped(signum)
 
 
