@@ -145,6 +145,13 @@ def _wait_gone(pid: int, within: float = 5.0) -> None:
 
 
 class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hangs up (wait-for closes after the status line) is not an error here."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     def server_bind(self) -> None:
         # HTTPServer.server_bind asks socket.getfqdn(), a PTR query that may leave the machine.
         socketserver.TCPServer.server_bind(self)
