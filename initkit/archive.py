@@ -87,7 +87,7 @@ def _tar_filter(strip_components: int) -> Callable[[tarfile.TarInfo, str], tarfi
         try:
             return data_filter(member.replace(**changes, deep=False), dest)
         except tarfile.FilterError as exc:
-            raise UnsafeArchive(f"entry {member.name!r}: {_filter_reason(exc)}") from None
+            raise UnsafeArchive(f"entry {member.name!r} {_filter_reason(exc)}") from None
 
     return judge
 
