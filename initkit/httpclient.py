@@ -98,17 +98,20 @@ def check_url(url: str) -> None:
     if bad:
         # Not the URL itself: it would break the line, and it may hold a password.
         raise BadInput(f"invalid URL: it holds whitespace or a control character (at position {bad.start() + 1})")
+    from initkit.probes import shown as _shown
+
+    shown = _shown(url)  # never a password, even of a URL too broken for redaction's pattern
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
-        raise BadInput(f"invalid URL {url}: expected http://HOST/... or https://HOST/...")
+        raise BadInput(f"invalid URL {shown}: expected http://HOST/... or https://HOST/...")
     try:
         parsed = urllib3.util.parse_url(url)
     except urllib3.exceptions.LocationParseError:
-        raise BadInput(f"invalid URL {url}: cannot parse the host or port") from None
+        raise BadInput(f"invalid URL {shown}: cannot parse the host or port") from None
     if not parsed.host:
-        raise BadInput(f"invalid URL {url}: no host")
+        raise BadInput(f"invalid URL {shown}: no host")
     if parsed.port == 0:
-        raise BadInput(f"invalid URL {url}: port 0")
+        raise BadInput(f"invalid URL {shown}: port 0")
 
 
 def check_method(method: str) -> None:
