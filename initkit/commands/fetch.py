@@ -87,17 +87,16 @@ def command(
     Example:  initkit fetch https://example.org/plugin-1.2.tar.gz /plugins/plugin \\
                 --sha256 9f86d08... --extract --strip-components 1
     """
-    from initkit import httpclient
+    from initkit.probes import check_http_url
 
     expected = sha256.strip().lower()
     if not _HEX.fullmatch(expected):
         raise BadInput("--sha256 must be 64 hex digits (the output of sha256sum)")
     if strip_components and not extract:
         raise BadInput("--strip-components needs --extract")
-    httpclient.check_url(url)
+    check_http_url(url)  # the standard library's check: a re-run with nothing to fetch loads no requests
     shown = shown_url(url)
     request_headers = _headers(headers, token_file)
-    httpclient.check_headers(request_headers)
     dest = os.path.abspath(dest)
     parent, name = os.path.split(dest)
     if not name:
@@ -107,6 +106,10 @@ def command(
     if target.is_current_tree() if extract else target.is_current_file():
         log.info(f"{dest} already matches sha256 {expected}; nothing to fetch")
         return
+    from initkit import httpclient
+
+    httpclient.check_url(url)
+    httpclient.check_headers(request_headers)
     _remove_stale_temps(parent, name)
     download = _download(url, shown, target, request_headers, ca_file=ca_file, attempts=attempts, timeout=timeout)
     try:

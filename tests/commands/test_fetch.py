@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tarfile
 import time
 import zipfile
@@ -310,3 +311,19 @@ def test_sigterm_mid_download_exits_143_within_a_second_leaving_nothing(server, 
     assert time.monotonic() - began < 1
     assert "stopped by SIGTERM" in proc.stderr.read()
     assert leftovers(tmp_path) == [] and not (tmp_path / "tool").exists()
+
+
+def test_a_rerun_with_nothing_to_fetch_loads_no_http_library(server, tmp_path):
+    url = server.add("/tool", PAYLOAD)
+    dest = tmp_path / "tool"
+    dest.write_bytes(PAYLOAD)
+    dest.chmod(0o644)
+    code = (
+        "import sys\n"
+        "from initkit.cli import run\n"
+        f"code = run(['fetch', {url!r}, {str(dest)!r}, '--sha256', {DIGEST!r}])\n"
+        "print(code, 'requests' in sys.modules, 'urllib3' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.stdout.split() == ["0", "False", "False"], out.stderr
+    assert server.gets("/tool") == 0
