@@ -42,9 +42,27 @@ def extract(archive: str, target: str, strip_components: int = 0) -> int:
     try:
         tar = tarfile.open(archive, "r:*")  # noqa: SIM115 (closed below; the open itself is what may fail)
     except (tarfile.TarError, EOFError, OSError) as exc:
+        missing = _missing_codec(archive)
+        if missing:
+            raise NotAnArchive(f"{missing}, and this Python has none (the image must ship it)") from None
         raise NotAnArchive(f"not a tar (gz, xz, bz2) or zip archive ({type(exc).__name__})") from None
     with tar:
         return _extract_tar(tar, target, strip_components)
+
+
+_MAGIC = {b"\xfd7zXZ\x00": ("xz", "lzma"), b"BZh": ("bz2", "bz2"), b"\x1f\x8b": ("gzip", "zlib")}
+
+
+def _missing_codec(archive: str) -> str | None:
+    """What ARCHIVE's compression needs when that module is missing (slim Pythons drop lzma and bz2)."""
+    import importlib.util
+
+    with open(archive, "rb") as handle:
+        head = handle.read(6)
+    for magic, (name, module) in _MAGIC.items():
+        if head.startswith(magic) and importlib.util.find_spec(module) is None:
+            return f"the archive is {name}-compressed: that needs Python's {module} module"
+    return None
 
 
 def _strip(name: str, count: int) -> str | None:

@@ -327,3 +327,13 @@ def test_a_rerun_with_nothing_to_fetch_loads_no_http_library(server, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert out.stdout.split() == ["0", "False", "False"], out.stderr
     assert server.gets("/tool") == 0
+
+
+def test_a_python_without_lzma_names_the_missing_module(run_cli, server, tmp_path, monkeypatch):
+    archive = tar_bytes({"x": b"1"}, "w:xz")
+    monkeypatch.setitem(sys.modules, "lzma", None)  # as in a slim image's Python without it
+    monkeypatch.setitem(sys.modules, "_lzma", None)
+    result = run_cli("fetch", server.add("/a.txz", archive), str(tmp_path / "d"), "--sha256", sha(archive), "--extract")
+    assert result.code == 1
+    assert "xz-compressed: that needs Python's lzma module" in result.lines[-1]
+    assert leftovers(tmp_path) == [] and not (tmp_path / "d").exists()
