@@ -35,7 +35,9 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class ArtifactServer:
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        """`host`: a loopback address, or a Docker network's gateway for image tests."""
+        self.host = host
         self.files: dict[str, Artifact] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         owner = self
@@ -88,7 +90,7 @@ class ArtifactServer:
                 self.end_headers()
                 self.wfile.write(payload)
 
-        self.httpd = _Server(("127.0.0.1", 0), Handler)
+        self.httpd = _Server((host, 0), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -98,7 +100,7 @@ class ArtifactServer:
         return self.url(path)
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def gets(self, path: str) -> int:
         return sum(1 for _, p, _ in self.requests if p.split("?")[0] == path)
