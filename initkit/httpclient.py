@@ -112,6 +112,12 @@ def check_url(url: str) -> None:
         raise BadInput(f"invalid URL {shown}: no host")
     if parsed.port == 0:
         raise BadInput(f"invalid URL {shown}: port 0")
+    try:
+        # requests' own preparation (IDNA, labels such as '.' or '*.'), without sending anything.
+        requests.models.PreparedRequest().prepare_url(url, None)
+    except (requests.exceptions.RequestException, ValueError, UnicodeError):
+        # Its message quotes the URL, password and all: name only the cause.
+        raise BadInput(f"invalid URL {shown}: requests cannot prepare it (an empty or invalid host label)") from None
 
 
 def check_method(method: str) -> None:

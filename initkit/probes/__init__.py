@@ -147,7 +147,7 @@ def check_http_url(url: str) -> None:
     import urllib.parse
 
     def bad(why: str) -> BadInput:
-        return BadInput(f"malformed target {_without_userinfo(url)!r}: {why}")
+        return BadInput(f"malformed target {_without_userinfo(url)!r}: invalid URL: {why}")
 
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
         raise bad("a URL cannot hold whitespace or control characters")

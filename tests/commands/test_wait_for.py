@@ -493,7 +493,7 @@ def test_pending_summary_every_ten_seconds_not_every_poll(run_cli, tmp_path, mon
         ("dns:mydb?type=MX", "unknown record type 'MX': expected one of A, AAAA, CNAME, SRV, TXT"),
         ("dns:mydb?type=SRV&type=TXT", "type= given twice"),
         ("dns:mydb?min=2&nope", "unknown key 'nope'"),
-        ("http://[::1", "malformed target 'http://[::1': Invalid IPv6 URL"),
+        ("http://[::1", "malformed target 'http://[::1': invalid URL: Invalid IPv6 URL"),
         ("http://127.0.0.1:99999/", "Port out of range 0-65535"),
         ("http://127.0.0.1:0/", "port must be 1 to 65535"),
         ("https:///healthz", "expected http://HOST"),
