@@ -370,7 +370,7 @@ def _install_tree(download: str, target: Target, shown: str) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    log.info(f"extracted {count} entries into {target.dest} (sha256 {target.sha256})")
+    log.info(f"extracted {count} {'entry' if count == 1 else 'entries'} into {target.dest} (sha256 {target.sha256})")
 
 
 def _fsync_dir(path: str) -> None:

@@ -143,9 +143,13 @@ def command(
             facts, context, deregister_method, deregister_url or url, deregister_data, deregister_json, common,
             "--deregister-",
         )  # fmt: skip
-    send(*register, ca_file=ca_file, attempts=attempts, timeout=timeout)
-    if sidecar:
-        _stay(register, deregister, ca_file=ca_file, attempts=attempts, heartbeat=heartbeat, timeout=deregister_timeout)
+    if not sidecar:
+        send(*register, ca_file=ca_file, attempts=attempts, timeout=timeout)
+        return
+    _sidecar(
+        register, deregister, ca_file=ca_file, attempts=attempts, timeout=timeout, heartbeat=heartbeat,
+        deregister_timeout=deregister_timeout,
+    )  # fmt: skip
 
 
 Request = tuple[str, str, "str | None", dict[str, str]]  # method, URL, body, headers
@@ -185,21 +189,24 @@ def _prepare(
     return method.upper(), target, body, headers
 
 
-def _stay(
+def _sidecar(
     register: Request,
     deregister: Request | None,
     *,
     ca_file: str | None,
     attempts: int,
-    heartbeat: float,
     timeout: float,
+    heartbeat: float,
+    deregister_timeout: float,
 ) -> None:
-    """The sidecar: wait for a signal, re-registering every `heartbeat`; then deregister.
+    """The sidecar: register, then wait for a signal, re-registering every `heartbeat`; then deregister.
 
     The signal arrives as `Stopped`, wherever the main thread is: asleep, or in
     the middle of a heartbeat request. It is also recorded, because an exception
     raised while Python runs a finalizer (a socket's __del__) is swallowed: the
-    loop then still sees the signal once the heartbeat returns.
+    loop then still sees the signal once the heartbeat returns. The handler is in
+    place before the first request, so a signal just after the registration
+    succeeded still deregisters; one during it stops initkit (128+N) as any job.
     """
     import signal
     import time
@@ -209,6 +216,7 @@ def _stay(
     from initkit.errors import Stopped
 
     received: list[int] = []
+    registered = False
 
     def on_signal(signum: int, frame: object) -> None:
         received.append(signum)
@@ -218,6 +226,8 @@ def _stay(
     beat = f", re-registering every {format_duration(heartbeat)}" if heartbeat else ""
     previous = {sig: signal.signal(sig, on_signal) for sig in signals.HANDLED}
     try:
+        send(*register, ca_file=ca_file, attempts=attempts, timeout=timeout)
+        registered = True
         log.info(f"staying up to {what}{beat}")
         while not received:
             time.sleep(heartbeat or 3600.0)
@@ -228,7 +238,8 @@ def _stay(
                 except JobFailed as exc:
                     log.warning(f"heartbeat: {exc}")
     except Stopped:
-        pass
+        if not registered:
+            raise
     finally:
         # From here on a second signal stops initkit at once (128+N), even mid-deregistration.
         for sig, handler in previous.items():
@@ -236,8 +247,8 @@ def _stay(
     stopped = Stopped(received[0] if received else signal.SIGTERM)
     if deregister is None:
         raise stopped
-    log.info(f"{stopped}: deregistering (within {format_duration(timeout)})")
-    send(*deregister, ca_file=ca_file, attempts=attempts, timeout=timeout, deregistering=True)
+    log.info(f"{stopped}: deregistering (within {format_duration(deregister_timeout)})")
+    send(*deregister, ca_file=ca_file, attempts=attempts, timeout=deregister_timeout, deregistering=True)
 
 
 def idempotency_key(facts: PodFacts, method: str, url: str) -> str:
