@@ -302,6 +302,8 @@ def _download(
                 write=write,
             )
         except httpclient.BadStatus as exc:
+            if exc.status >= 500 or exc.status == 429:  # retried, and still failing
+                raise JobFailed(f"GET {shown} failed: HTTP {exc.status}; gave up after {attempts} attempts") from None
             raise JobFailed(f"GET {shown} was refused: HTTP {exc.status} {exc.reason}: {exc.snippet}") from None
         except httpclient.GaveUp as exc:
             passed = "passed" if exc.deadline_passed else "would pass before the next attempt"

@@ -194,6 +194,10 @@ def test_5xx_is_retried_and_4xx_fails_at_once(run_cli, server, tmp_path):
     missing = run_cli("fetch", server.url("/nope"), str(tmp_path / "n"), "--sha256", DIGEST)
     assert missing.code == 1 and "HTTP 404" in missing.stderr and server.gets("/nope") == 1
     assert not (tmp_path / "n").exists()
+    url = server.add("/down", PAYLOAD, statuses=[503] * 3)
+    down = run_cli("fetch", url, str(tmp_path / "d"), "--sha256", DIGEST, "--attempts", "3")
+    assert down.code == 1 and down.lines[-1].endswith(f"GET {url} failed: HTTP 503; gave up after 3 attempts")
+    assert server.gets("/down") == 3 and not (tmp_path / "d").exists()
 
 
 def test_the_timeout_is_a_deadline_for_a_slow_body(run_cli, server, tmp_path):
