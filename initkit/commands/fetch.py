@@ -27,6 +27,7 @@ MARKER = ".initkit-fetch.json"  # inside an extracted DEST: the archive's digest
 PROGRESS_EVERY = 10.0
 STALL_TIMEOUT = 30.0  # no byte for this long: the attempt failed (retried); --timeout bounds the whole
 _TEMP_SUFFIX = ".initkit-fetch"
+OLD = ".old"  # the previous tree, between the two renames that replace it
 _HEX = re.compile(r"[0-9a-f]{64}")
 _SECRET_WORD = re.compile(r"sig|token|key|secret|passw|auth|credential|session", re.IGNORECASE)
 _SECRET_HEADER = re.compile(r"auth|token|key|secret|passw|cookie|session|credential", re.IGNORECASE)
@@ -102,6 +103,9 @@ def command(
     if not name:
         raise BadInput("DEST must name a file or directory, not /")
     target = Target(dest, parent, name, expected, strip_components, mode)
+    if not os.path.isdir(parent):
+        raise BadInput(f"{parent} (the parent of DEST) is not a directory")
+    _remove_stale_temps(parent, name)
     _check_dest(target, extract)
     if target.is_current_tree() if extract else target.is_current_file():
         log.info(f"{dest} already matches sha256 {expected}; nothing to fetch")
@@ -110,7 +114,6 @@ def command(
 
     httpclient.check_url(url)
     httpclient.check_headers(request_headers)
-    _remove_stale_temps(parent, name)
     download = _download(url, shown, target, request_headers, ca_file=ca_file, attempts=attempts, timeout=timeout)
     try:
         if extract:
@@ -203,8 +206,6 @@ def _check_dest(target: Target, extract: bool) -> None:
         st = os.lstat(target.dest)
     except FileNotFoundError:
         st = None
-    if not os.path.isdir(target.parent):
-        raise BadInput(f"{target.parent} (the parent of DEST) is not a directory")
     if st is None:
         return
     if stat.S_ISLNK(st.st_mode):
@@ -236,11 +237,19 @@ def _read_marker(directory: str) -> dict[str, object] | None:
 
 
 def _remove_stale_temps(parent: str, name: str) -> None:
-    """Temp files and trees a killed run left beside DEST (kill -9 runs no cleanup)."""
+    """Temp files and trees a killed run left beside DEST (kill -9 runs no cleanup).
+
+    A run killed between moving the old tree aside and renaming the new one in
+    left no DEST: its old tree is put back first, so DEST is never lost."""
     prefix = f".{name}."
+    dest = os.path.join(parent, name)
     with os.scandir(parent) as entries:
         for entry in entries:
             if not (entry.name.startswith(prefix) and _TEMP_SUFFIX in entry.name[len(prefix) :]):
+                continue
+            if entry.name.endswith(_TEMP_SUFFIX + OLD) and not os.path.lexists(dest) and _read_marker(entry.path):
+                log.info(f"restoring {dest} from {entry.path}, left by an earlier run")
+                os.rename(entry.path, dest)
                 continue
             log.debug(f"removing {entry.path}, left by an earlier run")
             if entry.is_dir(follow_symlinks=False):
@@ -346,6 +355,7 @@ def _install_tree(download: str, target: Target, shown: str) -> None:
 
     tree = target.temp(".d")
     os.mkdir(tree, 0o755)
+    old: str | None = None
     try:
         try:
             count = archive.extract(download, tree, target.strip_components)
@@ -363,12 +373,14 @@ def _install_tree(download: str, target: Target, shown: str) -> None:
         # The marker is in place before the tree appears at DEST: a tree at DEST is always complete.
         old = None
         if os.path.lexists(target.dest):
-            old = target.temp(".old")
+            old = target.temp(OLD)
             os.rename(target.dest, old)
         os.rename(tree, target.dest)
         _fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(tree, ignore_errors=True)
+        if old is not None and not os.path.lexists(target.dest):
+            os.rename(old, target.dest)  # stopped between the two renames: the old tree goes back
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -341,3 +341,17 @@ def test_a_python_without_lzma_names_the_missing_module(run_cli, server, tmp_pat
     assert result.code == 1
     assert "xz-compressed: that needs Python's lzma module" in result.lines[-1]
     assert leftovers(tmp_path) == [] and not (tmp_path / "d").exists()
+
+
+def test_a_run_killed_between_the_two_renames_gets_its_old_tree_back(run_cli, server, tmp_path):
+    archive = tar_bytes({"a": b"1"})
+    url = server.add("/a.tgz", archive)
+    dest = tmp_path / "p"
+    assert run_cli("fetch", url, str(dest), "--sha256", sha(archive), "--extract").code == 0
+    dest.rename(tmp_path / ".p.0badcafe.initkit-fetch.old")  # where the kill left it: no DEST
+    (tmp_path / ".p.0badcafe.initkit-fetch.d").mkdir()  # and half a new tree
+    server.stop()
+    again = run_cli("fetch", url, str(dest), "--sha256", sha(archive), "--extract")
+    assert again.code == 0, again.stderr
+    assert "restoring" in again.stderr and "already matches" in again.stderr
+    assert (dest / "plugin-1.0" / "a").read_bytes() == b"1" and leftovers(tmp_path) == []
