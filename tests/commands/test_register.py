@@ -239,6 +239,26 @@ def _start_sidecar(*args: str, env: dict[str, str] | None = None) -> subprocess.
     )
 
 
+def _wait_staying(proc: subprocess.Popen[str], within: float = 10.0) -> list[str]:
+    """The lines before 'staying up': registered, and the sidecar's signal handling is in place
+    (a signal before that, during the registration, is exit 143 by design)."""
+    import threading
+
+    lines: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if "staying up" in line:
+                break
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert done.wait(within) and "staying up" in lines[-1], lines
+    return lines
+
+
 def _wait_for(predicate, within: float = 10.0) -> None:
     end = time.monotonic() + within
     while time.monotonic() < end:
@@ -259,7 +279,7 @@ def test_sidecar_registers_stays_up_and_deregisters_on_sigterm(server):
         "X-Team: shop",
     )
     try:
-        _wait_for(lambda: len(server.seen) == 1)
+        before = _wait_staying(proc)
         time.sleep(0.3)
         assert proc.poll() is None  # registered, and still running
         began = time.monotonic()
@@ -274,7 +294,7 @@ def test_sidecar_registers_stays_up_and_deregisters_on_sigterm(server):
     assert (deregister.method, deregister.path, deregister.body) == ("DELETE", "/nodes/myapp-7d4b9", "")
     assert deregister.headers["X-Team"] == "shop"
     assert deregister.headers["Idempotency-Key"] != register.headers["Idempotency-Key"]
-    err = proc.stderr.read()
+    err = "".join(before) + proc.stderr.read()
     assert "staying up to deregister on SIGTERM" in err and "DELETE" in err and "deregistered (HTTP 200)" in err
 
 
@@ -291,7 +311,7 @@ def test_sidecar_deregister_url_and_body_are_templated(server):
         "instance={{ pod.name }}&uid={{ pod.uid }}",
     )
     try:
-        _wait_for(lambda: len(server.seen) == 1)
+        _wait_staying(proc)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=5) == 0
     finally:
@@ -304,7 +324,7 @@ def test_deregistration_is_retried_within_its_timeout_and_404_counts_as_done(ser
     server.script = [Reply(201), Reply(503), Reply(404)]
     proc = _start_sidecar(server.url("/n"), "--deregister-method", "DELETE")
     try:
-        _wait_for(lambda: len(server.seen) == 1)
+        _wait_staying(proc)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
@@ -318,7 +338,7 @@ def test_a_failed_deregistration_is_exit_1_within_the_deregister_timeout(server)
     server.default = Reply(503)
     proc = _start_sidecar(server.url("/n"), "--deregister-method", "DELETE", "--deregister-timeout", "1500ms")
     try:
-        _wait_for(lambda: len(server.seen) == 1)
+        _wait_staying(proc)
         began = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=10)
@@ -395,7 +415,7 @@ def test_sidecar_options_from_the_environment(server):
     }
     proc = _start_sidecar(env=env)
     try:
-        _wait_for(lambda: len(server.seen) == 1)
+        _wait_staying(proc)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
     finally:
