@@ -57,7 +57,12 @@ def test_sidecar_deregisters_on_docker_stop_and_restarts_idempotently(net):
                 wait_until(lambda n=posted: len(registry.seen) == n, timeout=30, what="the register POST")
             except AssertionError:
                 raise AssertionError(docker("logs", name, check=False).stderr) from None
-            time.sleep(0.5)
+            # Registered and waiting for SIGTERM (a signal during the registration is 143 by design).
+            wait_until(
+                lambda n=round_: docker("logs", name).stderr.count("staying up to deregister") == n,
+                timeout=30,
+                what="'staying up'",
+            )
             assert json.loads(docker("inspect", "-f", "{{json .State.Running}}", name).stdout) is True
             began = time.monotonic()
             docker("stop", "-t", str(GRACE), name, timeout=GRACE + 30)
