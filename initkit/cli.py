@@ -22,6 +22,7 @@ COMMANDS = {
     "sleep": ("initkit.commands.sleep", "Sleep for a duration."),
     "git-clone": ("initkit.commands.git_clone", "Clone or update a git repository, idempotently."),
     "render": ("initkit.commands.render", "Render Jinja templates with pod facts and values."),
+    "fetch": ("initkit.commands.fetch", "Download a file or archive, verify its SHA-256, and put it in place."),
     "permissions": ("initkit.commands.permissions", "Set a volume's owner and mode, changing only what differs."),
     "info": ("initkit.commands.info", "Print the pod facts as JSON."),
 }

@@ -38,7 +38,9 @@ from initkit.errors import BadInput
 
 USER_AGENT = f"initkit/{__version__}"
 MAX_REDIRECTS = 5
-SNIPPET_BYTES = 4096  # all of a body initkit ever reads: enough for the error line
+SNIPPET_BYTES = 4096  # all of an answer's body `send` reads unless asked for more: enough for the error line
+DOWNLOAD_CHUNK = 1 << 16
+DOWNLOAD_WATCH = 365 * 86400.0  # the watchdog of a download without a deadline: never fires
 MAX_RETRY_AFTER = 600.0  # a server may ask for a pause, not for forever (and time.sleep overflows)
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: methods and header names
 # RFC 9110 field-value characters: visible ASCII, space, tab and obs-text; all latin-1, as http.client sends them.
@@ -55,6 +57,16 @@ class RequestFailed(Exception):
         self.attempts = attempts
 
 
+class BadStatus(Exception):
+    """A download answered with a status other than 2xx (after retrying 5xx and 429)."""
+
+    def __init__(self, status: int, reason: str, start: str) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.reason = reason
+        self.snippet = snippet(start)
+
+
 class GaveUp(Exception):
     """Retrying stopped early because the deadline would pass; `reason` is the last failure."""
 
@@ -69,7 +81,8 @@ class GaveUp(Exception):
 class Answer:
     status: int
     reason: str
-    start: str  # the first SNIPPET_BYTES of the body, decoded
+    start: str  # the first SNIPPET_BYTES (or the caller's body_limit) of the body, decoded
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
     @property
     def snippet(self) -> str:
@@ -81,9 +94,17 @@ class Answer:
 
 def check_url(url: str) -> None:
     """http(s)://HOST[:PORT]/... that requests can send; else BadInput (initkit.urls is the one check)."""
-    from initkit.urls import check_http_url
+    from initkit.urls import check_http_url, shown
 
     check_http_url(url)
+    try:
+        # requests' own preparation (IDNA, labels such as '.' or '*.'), without sending anything.
+        requests.models.PreparedRequest().prepare_url(url, None)
+    except (requests.exceptions.RequestException, ValueError, UnicodeError):
+        # Its message quotes the URL, password and all: name only the cause.
+        raise BadInput(
+            f"invalid URL {shown(url)!r}: requests cannot prepare it (an empty or invalid host label)"
+        ) from None
 
 
 def check_method(method: str) -> None:
@@ -305,6 +326,8 @@ def _history_reason(entry: Any) -> str:
         return "unknown"
     if entry.status is not None:
         return f"HTTP {entry.status}"
+    if isinstance(entry.error, _BodyCut):
+        return str(entry.error)
     return describe_error(entry.error) if entry.error is not None else "unknown"
 
 
@@ -356,12 +379,98 @@ class Client:
         deadline: float | None,
         per_attempt: float,
         read_body: Callable[[int], bool],
+        body_limit: int = SNIPPET_BYTES,
     ) -> Answer:
         """One request with the retries of the policy, all within `deadline` (time.monotonic()).
 
+        Reads at most `body_limit` bytes of the answer, and only when `read_body(status)`.
         Raises GaveUp (the deadline ends the retries), RequestFailed (no answer after
         the last attempt) or BadInput (requests found the URL unusable)."""
         watchdog = _Watchdog(deadline, per_attempt)
+        try:
+            response = self._open(method, url, body, headers, watchdog, read_timeout=None)
+            try:
+                start = _read_start(response, body_limit) if read_body(response.status_code) else b""
+            finally:
+                response.close()
+            return Answer(
+                response.status_code,
+                response.reason or "",
+                start.decode("utf-8", errors="replace"),
+                {k.lower(): v for k, v in response.headers.items()},
+            )
+        finally:
+            _current.watchdog = None
+            watchdog.close()
+
+    def download(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        deadline: float | None,
+        stall: float,
+        restart: Callable[[int | None], None],
+        write: Callable[[bytes], None],
+    ) -> None:
+        """GET `url` and stream its 2xx body to `write`, all within `deadline`.
+
+        Failures before the answer's head (connection errors, 5xx, 429) are retried
+        by urllib3, as for `send`. A body cut off mid-way (the server closed early,
+        a reset, no byte for `stall` seconds) is retried from the start with the
+        same Retry object's backoff and attempts: `restart(content_length)` is called
+        before each attempt's first byte, so the caller can truncate what it kept.
+        Raises BadStatus (a non-2xx answer, after retries), GaveUp, RequestFailed, BadInput.
+        """
+        retry = self.retry.new(total=self.policy.attempts - 1)
+        while True:
+            # One attempt may take all the time left; without a deadline, `stall` alone bounds each read.
+            watchdog = _Watchdog(deadline, DOWNLOAD_WATCH)
+            self.policy.watchdog = watchdog
+            try:
+                response = self._open("GET", url, None, headers, watchdog, read_timeout=stall)
+                try:
+                    if not 200 <= response.status_code < 300:
+                        start = _read_start(response)
+                        raise BadStatus(response.status_code, response.reason or "", start.decode("utf-8", "replace"))
+                    length = response.headers.get("Content-Length")
+                    restart(int(length) if length and length.isdigit() else None)
+                    try:
+                        # decode_content=False: the bytes as sent (Accept-Encoding is identity), so the
+                        # checksum is the artifact's; urllib3 raises when fewer than Content-Length arrive.
+                        for chunk in response.raw.stream(DOWNLOAD_CHUNK, decode_content=False):
+                            write(chunk)
+                    except (urllib3.exceptions.HTTPError, OSError) as exc:
+                        cut = watchdog.take_fired()
+                        if cut and watchdog.expired():
+                            raise GaveUp("timed out", len(retry.history) + 1, deadline_passed=True) from None
+                        reason = "timed out" if cut else _body_error(exc)
+                        error = _BodyCut(reason)
+                    else:
+                        return
+                finally:
+                    response.close()
+            finally:
+                _current.watchdog = None
+                watchdog.close()
+            try:
+                # urllib3's own bookkeeping and backoff, as for a failure before the head.
+                retry = retry.increment("GET", url, error=error)
+            except urllib3.exceptions.MaxRetryError:
+                raise RequestFailed(reason, len(retry.history) + 1) from None
+            retry.sleep()
+
+    def _open(
+        self,
+        method: str,
+        url: str,
+        body: str | None,
+        headers: Mapping[str, str] | None,
+        watchdog: _Watchdog,
+        *,
+        read_timeout: float | None,
+    ) -> requests.Response:
+        """The answer's head (body unread), after urllib3's retries; the caller closes it and the watchdog."""
         self.policy.watchdog = watchdog
         _current.watchdog = watchdog
         extra: dict[str, Any] = {}
@@ -375,7 +484,7 @@ class Client:
                 url,
                 data=body.encode() if body is not None else None,
                 headers=dict(headers or {}),
-                timeout=(limit, limit),
+                timeout=(limit, limit) if read_timeout is None else (min(limit, read_timeout), read_timeout),
                 verify=self.verify,
                 stream=True,
                 **extra,
@@ -389,11 +498,7 @@ class Client:
                 if watchdog.expired():
                     raise GaveUp("timed out", tries, deadline_passed=True)
                 raise RequestFailed("timed out", tries)
-            try:
-                start = _read_start(response) if read_body(response.status_code) else b""
-            finally:
-                response.close()
-            return Answer(response.status_code, response.reason or "", start.decode("utf-8", errors="replace"))
+            return response
         except GaveUp:
             raise
         except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema):
@@ -404,9 +509,18 @@ class Client:
         except requests.exceptions.RequestException as exc:
             cut = watchdog.take_fired()
             raise RequestFailed("timed out" if cut else describe_error(exc)) from None
-        finally:
-            _current.watchdog = None
-            watchdog.close()
+
+
+class _BodyCut(urllib3.exceptions.ProtocolError):
+    """A download's body stopped before its end; the message is the reason, as retry lines show it."""
+
+
+def _body_error(exc: BaseException) -> str:
+    """A short phrase for a body that stopped before its end."""
+    text = " ".join(str(item) for item in _causes(exc))
+    if "IncompleteRead" in text or "bytes read" in text:
+        return "the server closed the connection before the end of the body"
+    return describe_error(exc)
 
 
 def _drop_redirect_body(response: requests.Response, **kwargs: Any) -> requests.Response:
@@ -420,13 +534,13 @@ def _keep_headers(request: requests.PreparedRequest) -> requests.PreparedRequest
     return request
 
 
-def _read_start(response: requests.Response) -> bytes:
-    """At most SNIPPET_BYTES of the body, undecoded; whatever came before an error or the deadline."""
+def _read_start(response: requests.Response, limit: int = SNIPPET_BYTES) -> bytes:
+    """At most `limit` bytes of the body, undecoded; whatever came before an error or the deadline."""
     chunks: list[bytes] = []
     size = 0
     try:
-        while size < SNIPPET_BYTES:
-            chunk = response.raw.read(SNIPPET_BYTES - size, decode_content=False)
+        while size < limit:
+            chunk = response.raw.read(limit - size, decode_content=False)
             if not chunk:
                 break
             chunks.append(chunk)

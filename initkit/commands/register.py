@@ -52,6 +52,26 @@ _SECRET_HEADER = re.compile(r"auth|token|key|secret|passw|cookie|session|credent
 @option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify https.")
 @option("--attempts", type=click.IntRange(min=1), default=10, help="Tries before giving up.")
 @option("--timeout", type=Duration(), default="5m", help="Overall time limit (0: none).")
+@option(
+    "--deregister-method",
+    metavar="METHOD",
+    help="Sidecar mode: stay running after registering and, on SIGTERM, send this request (e.g. DELETE), then exit 0.",
+)
+@option("--deregister-url", metavar="TEMPLATE", help="URL of the deregister request [default: URL].")
+@option("--deregister-data", metavar="TEMPLATE", help="Form body of the deregister request.")
+@option("--deregister-json", metavar="TEMPLATE", help="JSON body of the deregister request.")
+@option(
+    "--deregister-timeout",
+    type=Duration(),
+    default="10s",
+    help="Time limit of the deregister request, retries included; keep it below terminationGracePeriodSeconds.",
+)
+@option(
+    "--heartbeat",
+    type=Duration(),
+    default="0",
+    help="Sidecar mode: send the register request again this often (0: never).",
+)
 def command(
     url: str,
     method: str,
@@ -62,6 +82,12 @@ def command(
     ca_file: str | None,
     attempts: int,
     timeout: float,
+    deregister_method: str | None,
+    deregister_url: str | None,
+    deregister_data: str | None,
+    deregister_json: str | None,
+    deregister_timeout: float,
+    heartbeat: float,
 ) -> None:
     """Send one request to URL announcing this pod. 2xx or 409 (already registered)
     is success; connection errors, 5xx and 429 are retried with exponential backoff
@@ -70,6 +96,13 @@ def command(
     URL, body and header values are Jinja templates over pod.ip, pod.name,
     pod.namespace, pod.uid, node.name and env.NAME. Every request carries an
     Idempotency-Key derived from the pod's identity, the same on every re-run.
+
+    Sidecar mode (--deregister-method, or --heartbeat): after registering, stay
+    running (a Kubernetes 1.29+ native sidecar: an init container with
+    restartPolicy: Always); re-register every --heartbeat; on SIGTERM send the
+    deregister request (templated like the register one, same headers) within
+    --deregister-timeout and exit 0 when it succeeded (2xx, or 404/410: already
+    gone), 1 when it did not.
 
     \b
     Example: initkit register 'http://mgmt/register' \\
@@ -81,12 +114,19 @@ def command(
 
     if data is not None and json_body is not None:
         raise BadInput("--data and --json are mutually exclusive")
+    if deregister_data is not None and deregister_json is not None:
+        raise BadInput("--deregister-data and --deregister-json are mutually exclusive")
+    sidecar = deregister_method is not None or heartbeat > 0
+    if deregister_method is None and (deregister_url or deregister_data is not None or deregister_json is not None):
+        raise BadInput("--deregister-url, --deregister-data and --deregister-json need --deregister-method")
     httpclient.check_method(method)
+    if deregister_method is not None:
+        httpclient.check_method(deregister_method)
     facts = PodFacts()
     context = base_context(facts)
-    request_headers = {"Idempotency-Key": idempotency_key(facts, method.upper(), url)}
+    common: dict[str, str] = {}
     if token_file is not None:
-        request_headers["Authorization"] = f"Bearer {secretfile.read(token_file, 'token file')}"
+        common["Authorization"] = f"Bearer {secretfile.read(token_file, 'token file')}"
     for raw in headers:
         name, sep, value = raw.partition(":")
         if not sep or not name.strip():
@@ -94,20 +134,121 @@ def command(
         rendered = render_string(value.strip(), context, f"--header {name.strip()}")
         if _SECRET_HEADER.search(name):
             redact.register(rendered)  # e.g. 'Authorization: Bearer {{ env.API_KEY }}': never print the value
-        request_headers[name.strip()] = rendered
-    target = render_string(url, context, "URL")
+        common[name.strip()] = rendered
+    register = _prepare(facts, context, method, url, data, json_body, common, "")
+    deregister = None
+    if deregister_method is not None:
+        # Rendered now, with the register request: a template error is exit 2 at start, not at SIGTERM.
+        deregister = _prepare(
+            facts, context, deregister_method, deregister_url or url, deregister_data, deregister_json, common,
+            "--deregister-",
+        )  # fmt: skip
+    if not sidecar:
+        send(*register, ca_file=ca_file, attempts=attempts, timeout=timeout)
+        return
+    _sidecar(
+        register, deregister, ca_file=ca_file, attempts=attempts, timeout=timeout, heartbeat=heartbeat,
+        deregister_timeout=deregister_timeout,
+    )  # fmt: skip
+
+
+Request = tuple[str, str, "str | None", dict[str, str]]  # method, URL, body, headers
+
+
+def _prepare(
+    facts: PodFacts,
+    context: dict[str, object],
+    method: str,
+    url: str,
+    data: str | None,
+    json_body: str | None,
+    common: dict[str, str],
+    prefix: str,
+) -> Request:
+    """One request rendered from its templates; `prefix` names its options in messages ('' or '--deregister-')."""
+    from initkit.templating import render_string
+
+    name = "URL" if not prefix else "--deregister-url"
+    target = render_string(url, context, name)
+    headers = {"Idempotency-Key": idempotency_key(facts, method.upper(), url), **common}
     body: str | None = None
     if data is not None:
-        body = render_string(data, context, "--data")
-        request_headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        body = render_string(data, context, f"{prefix or '--'}data")
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
     elif json_body is not None:
-        body = render_string(json_body, context, "--json")
+        body = render_string(json_body, context, f"{prefix or '--'}json")
         try:
             json.loads(body)
         except ValueError as exc:
-            raise BadInput(f"--json does not render to valid JSON: {exc}") from None
-        request_headers.setdefault("Content-Type", "application/json")
-    send(method.upper(), target, body, request_headers, ca_file=ca_file, attempts=attempts, timeout=timeout)
+            raise BadInput(f"{prefix or '--'}json does not render to valid JSON: {exc}") from None
+        headers.setdefault("Content-Type", "application/json")
+    from initkit import httpclient
+
+    httpclient.check_url(target)
+    httpclient.check_headers(headers)
+    return method.upper(), target, body, headers
+
+
+def _sidecar(
+    register: Request,
+    deregister: Request | None,
+    *,
+    ca_file: str | None,
+    attempts: int,
+    timeout: float,
+    heartbeat: float,
+    deregister_timeout: float,
+) -> None:
+    """The sidecar: register, then wait for a signal, re-registering every `heartbeat`; then deregister.
+
+    The signal arrives as `Stopped`, wherever the main thread is: asleep, or in
+    the middle of a heartbeat request. It is also recorded, because an exception
+    raised while Python runs a finalizer (a socket's __del__) is swallowed: the
+    loop then still sees the signal once the heartbeat returns. The handler is in
+    place before the first request, so a signal just after the registration
+    succeeded still deregisters; one during it stops initkit (128+N) as any job.
+    """
+    import signal
+    import time
+
+    from initkit import signals
+    from initkit.durations import format_duration
+    from initkit.errors import Stopped
+
+    received: list[int] = []
+    registered = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise Stopped(signum)
+
+    what = "deregister on SIGTERM" if deregister else "be stopped"
+    beat = f", re-registering every {format_duration(heartbeat)}" if heartbeat else ""
+    previous = {sig: signal.signal(sig, on_signal) for sig in signals.HANDLED}
+    try:
+        send(*register, ca_file=ca_file, attempts=attempts, timeout=timeout)
+        registered = True
+        log.info(f"staying up to {what}{beat}")
+        while not received:
+            time.sleep(heartbeat or 3600.0)
+            if heartbeat and not received:
+                try:
+                    # A heartbeat may use at most its interval, so beats never pile up.
+                    send(*register, ca_file=ca_file, attempts=attempts, timeout=heartbeat, quiet=True)
+                except JobFailed as exc:
+                    log.warning(f"heartbeat: {exc}")
+    except Stopped:
+        if not registered:
+            raise
+    finally:
+        # From here on a second signal stops initkit at once (128+N), even mid-deregistration.
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    stopped = Stopped(received[0] if received else signal.SIGTERM)
+    if deregister is None:
+        raise stopped
+    log.info(f"{stopped}: deregistering (within {format_duration(deregister_timeout)})")
+    send(*deregister, ca_file=ca_file, attempts=attempts, timeout=deregister_timeout, deregistering=True)
 
 
 def idempotency_key(facts: PodFacts, method: str, url: str) -> str:
@@ -124,7 +265,10 @@ def send(
     ca_file: str | None,
     attempts: int,
     timeout: float,
+    quiet: bool = False,
+    deregistering: bool = False,
 ) -> None:
+    """Send with retries; success is 2xx, or 409 (already registered) / 404 and 410 (already deregistered)."""
     import time
 
     from initkit import httpclient
@@ -137,6 +281,7 @@ def send(
         log.warning(f"{method} {url}: {reason}; retrying in {format_duration(delay)} (attempt {attempt} of {attempts})")
 
     client = httpclient.Client(ca_file, policy=httpclient.RetryPolicy(attempts=attempts, on_retry=on_retry))
+    gone = (404, 410) if deregistering else (409,)
     deadline = time.monotonic() + timeout if timeout else None
     try:
         answer = client.send(
@@ -147,7 +292,7 @@ def send(
             deadline=deadline,
             per_attempt=min(timeout, MAX_REQUEST_TIMEOUT) if timeout else MAX_REQUEST_TIMEOUT,
             # The body only matters for the error line of a refusal; a success's body is never read.
-            read_body=lambda status: not (200 <= status < 300 or status == 409),
+            read_body=lambda status: not (200 <= status < 300 or status in gone),
         )
     except httpclient.GaveUp as exc:
         passed = "passed" if exc.deadline_passed else "would pass before the next attempt"
@@ -161,9 +306,10 @@ def send(
     status = answer.status
     if status >= 500 or status == 429:
         raise JobFailed(f"{method} {url} failed: HTTP {status}; gave up after {attempts} attempts")
-    if status == 409:
-        log.info(f"{method} {url}: already registered (HTTP 409)")
+    done = "deregistered" if deregistering else "registered"
+    if status in gone:
+        log.emit(log.DEBUG if quiet else log.INFO, f"{method} {url}: already {done} (HTTP {status})")
     elif 200 <= status < 300:
-        log.info(f"{method} {url}: registered (HTTP {status})")
+        log.emit(log.DEBUG if quiet else log.INFO, f"{method} {url}: {done} (HTTP {status})")
     else:
         raise JobFailed(f"{method} {url} was refused: HTTP {status} {answer.reason}: {answer.snippet}")

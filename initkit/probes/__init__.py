@@ -9,10 +9,13 @@ parse time, so a typo is exit 2 at once rather than retried until the timeout.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from initkit.errors import BadInput
-from initkit.urls import check_http_url, without_userinfo
+from initkit.urls import check_http_url, shown, without_userinfo
 
 
 class NotReady(Exception):
@@ -25,7 +28,81 @@ class Probe(Protocol):
     def check(self) -> str: ...
 
 
-SCHEMES = "dns:NAME[?type=TYPE&min=N], tcp:HOST:PORT, http://URL, https://URL or file:PATH"
+SCHEMES = "dns:NAME[?type=TYPE&min=N], tcp:HOST:PORT, http://URL[#EXPECT], https://URL[#EXPECT] or file:PATH"
+HTTP_EXPECT_KEYS = "status=200,204 (or 2xx), body=TEXT, regex=PATTERN, json=FIELD=VALUE, header=NAME:TEXT"
+
+
+@dataclass
+class HttpExpect:
+    """What an http(s) target's answer must show besides arriving: parsed from the URL's fragment.
+
+    The fragment is never sent to a server, so it can carry the expectations
+    without touching the request. Empty: any 2xx."""
+
+    statuses: frozenset[int] = frozenset()  # empty: 200 to 299
+    status_text: str = "2xx"
+    body: list[str] = field(default_factory=list)  # substrings
+    regex: list[re.Pattern[str]] = field(default_factory=list)
+    json: list[tuple[list[str], str]] = field(default_factory=list)  # (dotted path, expected value)
+    header: list[tuple[str, str]] = field(default_factory=list)  # (lower-case name, substring)
+
+    @property
+    def needs_body(self) -> bool:
+        return bool(self.body or self.regex or self.json)
+
+
+def parse_expectations(fragment: str, target: str) -> HttpExpect:
+    """`status=200,204&body=UP&json=status=UP`: each value percent-decoded (%26 for a literal &)."""
+    import urllib.parse
+
+    expect = HttpExpect()
+    if not fragment:
+        return expect
+
+    def bad(why: str) -> BadInput:
+        return BadInput(f"malformed target {shown(target)!r}: {why}")
+
+    for item in fragment.split("&"):
+        key, sep, raw = item.partition("=")
+        value = urllib.parse.unquote(raw)
+        if not sep or not value:
+            raise bad(f"expected KEY=VALUE after '#', one of {HTTP_EXPECT_KEYS}; got {item!r}")
+        if key == "status":
+            expect.statuses, expect.status_text = _statuses(value, bad), value
+        elif key == "body":
+            expect.body.append(value)
+        elif key == "regex":
+            try:
+                expect.regex.append(re.compile(value))
+            except re.error as exc:
+                raise bad(f"regex {value!r} is not a valid regular expression ({exc})") from None
+        elif key == "json":
+            path, eq, wanted = value.partition("=")
+            if not eq or not path or any(not part for part in path.split(".")):
+                raise bad(f"json={value!r}: expected json=FIELD=VALUE, FIELD dotted (status, components.db.status)")
+            expect.json.append((path.split("."), wanted))
+        elif key == "header":
+            name, colon, wanted = value.partition(":")
+            if not colon or not name.strip():
+                raise bad(f"header={value!r}: expected header=NAME:TEXT")
+            expect.header.append((name.strip().lower(), wanted.strip()))
+        else:
+            raise bad(f"unknown expectation {key!r}: expected {HTTP_EXPECT_KEYS}")
+    return expect
+
+
+def _statuses(value: str, bad: Callable[[str], BadInput]) -> frozenset[int]:
+    codes: set[int] = set()
+    for part in value.split(","):
+        part = part.strip().lower()
+        if re.fullmatch(r"[1-5]xx", part):
+            base = int(part[0]) * 100
+            codes.update(range(base, base + 100))
+        elif re.fullmatch(r"[1-5][0-9][0-9]", part):
+            codes.add(int(part))
+        else:
+            raise bad(f"status={value!r}: expected codes such as 200,204 or a class such as 2xx")
+    return frozenset(codes)
 
 
 def parse(
@@ -48,10 +125,12 @@ def parse(
 
         return TcpProbe.parse(target, rest)
     if kind in ("http", "https"):
-        check_http_url(target, label="malformed target")
+        url, _, fragment = target.partition("#")
+        check_http_url(url, label="malformed target")
+        expect = parse_expectations(fragment, target)
         from initkit.probes.http import HttpProbe
 
-        return HttpProbe(target, ca_file)
+        return HttpProbe(url, ca_file, expect, label=target)
     if kind == "file":
         from initkit.probes.file import FileProbe
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import ssl
+import subprocess
 import time
 from email.utils import formatdate
 
 import pytest
 
+from tests.conftest import initkit_command
 from tests.servers import Reply, ScriptedHttpServer, free_port
 
 POD = {"POD_NAME": "myapp-7d4b9", "POD_NAMESPACE": "shop", "POD_IP": "10.244.1.17", "POD_UID": "8d2c-11"}
@@ -221,3 +225,199 @@ def test_options_from_environment(run_cli, server, tmp_path):
     assert (seen.method, seen.path, seen.body) == ("PUT", "/env", "ip=10.244.1.17")
     assert seen.headers["Authorization"] == "Bearer tok-from-env"
     assert (seen.headers["X-Team"], seen.headers["X-Pod"]) == ("platform ops", "myapp-7d4b9")
+
+
+# ---- sidecar mode: deregistration on SIGTERM, heartbeat ---------------------------------------------------
+
+
+def _start_sidecar(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        initkit_command("register", *args),
+        env={**os.environ, **POD, **(env or {})},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_staying(proc: subprocess.Popen[str], within: float = 10.0) -> list[str]:
+    """The lines before 'staying up': registered, and the sidecar's signal handling is in place
+    (a signal before that, during the registration, is exit 143 by design)."""
+    import threading
+
+    lines: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if "staying up" in line:
+                break
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert done.wait(within) and "staying up" in lines[-1], lines
+    return lines
+
+
+def _wait_for(predicate, within: float = 10.0) -> None:
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def test_sidecar_registers_stays_up_and_deregisters_on_sigterm(server):
+    proc = _start_sidecar(
+        server.url("/nodes/{{ pod.name }}"),
+        "--json",
+        '{"ip": "{{ pod.ip }}"}',
+        "--deregister-method",
+        "DELETE",
+        "--header",
+        "X-Team: shop",
+    )
+    try:
+        before = _wait_staying(proc)
+        time.sleep(0.3)
+        assert proc.poll() is None  # registered, and still running
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=5)
+    finally:
+        proc.kill()
+    assert time.monotonic() - began < 1
+    assert code == 0
+    register, deregister = server.seen
+    assert (register.method, register.path, register.body) == ("POST", "/nodes/myapp-7d4b9", '{"ip": "10.244.1.17"}')
+    assert (deregister.method, deregister.path, deregister.body) == ("DELETE", "/nodes/myapp-7d4b9", "")
+    assert deregister.headers["X-Team"] == "shop"
+    assert deregister.headers["Idempotency-Key"] != register.headers["Idempotency-Key"]
+    err = "".join(before) + proc.stderr.read()
+    assert "staying up to deregister on SIGTERM" in err and "DELETE" in err and "deregistered (HTTP 200)" in err
+
+
+def test_sidecar_deregister_url_and_body_are_templated(server):
+    proc = _start_sidecar(
+        server.url("/register"),
+        "--data",
+        "instance={{ pod.name }}",
+        "--deregister-method",
+        "POST",
+        "--deregister-url",
+        server.url("/deregister?ns={{ pod.namespace }}"),
+        "--deregister-data",
+        "instance={{ pod.name }}&uid={{ pod.uid }}",
+    )
+    try:
+        _wait_staying(proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+    assert server.seen[1].path == "/deregister?ns=shop"
+    assert server.seen[1].body == "instance=myapp-7d4b9&uid=8d2c-11"
+
+
+def test_deregistration_is_retried_within_its_timeout_and_404_counts_as_done(server):
+    server.script = [Reply(201), Reply(503), Reply(404)]
+    proc = _start_sidecar(server.url("/n"), "--deregister-method", "DELETE")
+    try:
+        _wait_staying(proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+    assert [s.method for s in server.seen] == ["POST", "DELETE", "DELETE"]
+    assert "already deregistered (HTTP 404)" in proc.stderr.read()
+
+
+def test_a_failed_deregistration_is_exit_1_within_the_deregister_timeout(server):
+    server.script = [Reply(201)]
+    server.default = Reply(503)
+    proc = _start_sidecar(server.url("/n"), "--deregister-method", "DELETE", "--deregister-timeout", "1500ms")
+    try:
+        _wait_staying(proc)
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    assert code == 1
+    assert time.monotonic() - began < 2.5
+    last = proc.stderr.read().splitlines()[-1]
+    assert "DELETE" in last and "HTTP 503" in last and "1.5s timeout" in last
+
+
+def test_heartbeat_re_registers_until_stopped(server):
+    proc = _start_sidecar(server.url("/n"), "--heartbeat", "200ms")
+    try:
+        _wait_for(lambda: len(server.seen) >= 4)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=5)
+    finally:
+        proc.kill()
+    assert code == 143  # no deregister request: stopped like any job
+    assert {s.method for s in server.seen} == {"POST"}
+    assert len({s.headers["Idempotency-Key"] for s in server.seen}) == 1
+
+
+def test_a_failed_heartbeat_is_a_warning_not_the_end(server):
+    server.script = [Reply(200), Reply(400, "bad"), Reply(200)]
+    proc = _start_sidecar(server.url("/n"), "--heartbeat", "200ms", "--deregister-method", "DELETE")
+    try:
+        _wait_for(lambda: len(server.seen) >= 4)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    assert "warning: heartbeat: POST" in err and "HTTP 400" in err
+    assert server.seen[-1].method == "DELETE"
+
+
+def test_sigterm_before_registration_succeeds_sends_no_deregistration(server):
+    server.default = Reply(503)
+    proc = _start_sidecar(server.url("/n"), "--deregister-method", "DELETE")
+    try:
+        _wait_for(lambda: len(server.seen) >= 1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 143
+    finally:
+        proc.kill()
+    assert {s.method for s in server.seen} == {"POST"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--deregister-url", "http://x/"], "need --deregister-method"),
+        (["--deregister-method", "DEL ETE"], "invalid --method"),
+        (["--deregister-method", "DELETE", "--deregister-json", "{oops"], "--deregister-json does not render"),
+        (["--deregister-method", "DELETE", "--deregister-data", "a", "--deregister-json", "{}"], "mutually exclusive"),
+        (["--deregister-method", "DELETE", "--deregister-url", "ftp://x/"], "invalid URL"),
+    ],
+)
+def test_bad_sidecar_input_exits_2_before_registering(run_cli, server, args, message):
+    result = run_cli("register", server.url("/n"), *args)
+    assert result.code == 2 and len(result.lines) == 1 and message in result.stderr
+    assert server.seen == []
+
+
+def test_sidecar_options_from_the_environment(server):
+    env = {
+        "INITKIT_REGISTER_URL": server.url("/n"),
+        "INITKIT_REGISTER_DEREGISTER_METHOD": "DELETE",
+        "INITKIT_REGISTER_DEREGISTER_URL": server.url("/gone/{{ pod.name }}"),
+        "INITKIT_REGISTER_DEREGISTER_TIMEOUT": "5s",
+        "INITKIT_REGISTER_HEARTBEAT": "0",
+    }
+    proc = _start_sidecar(env=env)
+    try:
+        _wait_staying(proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+    assert (server.seen[1].method, server.seen[1].path) == ("DELETE", "/gone/myapp-7d4b9")

@@ -345,6 +345,99 @@ def test_https_with_a_ca_the_test_made(run_cli, tmp_path):
     assert trusted.code == 0, trusted.stderr
 
 
+def _wait_http(run_cli, replies, target_suffix, *, default=None, timeout="3s", path="/health"):
+    server = ScriptedHttpServer()
+    server.script = list(replies)
+    if default is not None:
+        server.default = default
+    try:
+        return server, run_cli(
+            "wait-for", server.url(path) + target_suffix, "--interval", "100ms", "--timeout", timeout
+        )
+    finally:
+        server.stop()
+
+
+def test_http_expected_status_set(run_cli):
+    server, result = _wait_http(run_cli, [Reply(200, "ok"), Reply(503, "x")], "#status=204,401", default=Reply(401))
+    assert result.code == 0, result.stderr
+    assert len(server.seen) == 3 and "(HTTP 401)" in result.stderr
+    assert all(s.path == "/health" for s in server.seen)  # the fragment is never sent
+
+
+def test_http_status_class_and_timeout_names_the_expectation(run_cli):
+    _, result = _wait_http(run_cli, [], "#status=3xx", default=Reply(200), timeout="500ms")
+    assert result.code == 1 and "(HTTP 200, expected 3xx)" in result.lines[-1]
+
+
+def test_http_body_substring_and_regex(run_cli):
+    replies = [Reply(200, "status: STARTING"), Reply(200, "status: UP, version 1.2.3")]
+    server, result = _wait_http(run_cli, replies, r"#body=UP&regex=version%20\d%2B\.\d")
+    assert result.code == 0, result.stderr
+    assert len(server.seen) == 2
+    _, failed = _wait_http(run_cli, [], "#body=UP", default=Reply(200, "DOWN"), timeout="500ms")
+    assert failed.code == 1 and "body does not hold 'UP': 'DOWN'" in failed.lines[-1]
+
+
+def test_http_json_fields(run_cli):
+    down = json.dumps({"status": "DOWN", "components": {"db": {"status": "UP"}}, "ready": False, "n": 3})
+    up = json.dumps({"status": "UP", "components": {"db": {"status": "UP"}}, "ready": True, "n": 3})
+    suffix = "#json=status=UP&json=components.db.status=UP&json=ready=true&json=n=3"
+    server, result = _wait_http(run_cli, [Reply(200, down), Reply(200, "not json")], suffix, default=Reply(200, up))
+    assert result.code == 0, result.stderr
+    assert len(server.seen) == 3
+    _, failed = _wait_http(run_cli, [], "#json=status=UP", default=Reply(200, down), timeout="500ms")
+    assert failed.code == 1 and "JSON status is 'DOWN', expected 'UP'" in failed.lines[-1]
+    _, typed = _wait_http(run_cli, [], "#json=ready=1", default=Reply(200, up), timeout="500ms")
+    assert typed.code == 1 and "JSON ready is 'true', expected '1'" in typed.lines[-1]
+
+
+def test_http_json_beyond_64_kib_is_not_read(run_cli):
+    big = json.dumps({"pad": "x" * 70_000, "status": "UP"})
+    _, result = _wait_http(run_cli, [], "#json=status=UP", default=Reply(200, big), timeout="500ms")
+    assert result.code == 1 and "body is not JSON (first 64 KiB read)" in result.lines[-1]
+
+
+def test_http_header_match(run_cli):
+    replies = [Reply(200, "{}", {"X-State": "warming"})]
+    server, result = _wait_http(
+        run_cli, replies, "#header=x-state:ready", default=Reply(200, "{}", {"X-State": "ready"})
+    )
+    assert result.code == 0, result.stderr
+    assert len(server.seen) == 2
+
+
+def test_per_target_expectations(run_cli):
+    a, b = ScriptedHttpServer(), ScriptedHttpServer()
+    a.default, b.default = Reply(200, "A-UP"), Reply(503, "B")
+    try:
+        result = run_cli(
+            "wait-for", a.url("/") + "#body=A-UP", b.url("/") + "#status=503", "--interval", "100ms", "--timeout", "3s"
+        )
+    finally:
+        a.stop()
+        b.stop()
+    assert result.code == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("suffix", "message"),
+    [
+        ("#nope=1", "unknown expectation 'nope'"),
+        ("#status=20", "expected codes such as 200,204"),
+        ("#status=600", "expected codes such as 200,204"),
+        ("#regex=(", "not a valid regular expression"),
+        ("#json=status", "expected json=FIELD=VALUE"),
+        ("#json=a..b=1", "expected json=FIELD=VALUE"),
+        ("#header=novalue", "expected header=NAME:TEXT"),
+        ("#body", "expected KEY=VALUE after '#'"),
+    ],
+)
+def test_malformed_http_expectations_are_exit_2(run_cli, suffix, message):
+    result = run_cli("wait-for", "http://127.0.0.1:1/h" + suffix, "--timeout", "1s")
+    assert result.code == 2 and len(result.lines) == 1 and message in result.stderr
+
+
 def test_connection_refused_is_named(run_cli):
     port = free_port()
     result = run_cli("wait-for", f"http://127.0.0.1:{port}/", f"tcp:127.0.0.1:{port}", "--timeout", "1s")
@@ -400,7 +493,7 @@ def test_pending_summary_every_ten_seconds_not_every_poll(run_cli, tmp_path, mon
         ("dns:mydb?type=MX", "unknown record type 'MX': expected one of A, AAAA, CNAME, SRV, TXT"),
         ("dns:mydb?type=SRV&type=TXT", "type= given twice"),
         ("dns:mydb?min=2&nope", "unknown key 'nope'"),
-        ("http://[::1", "malformed target 'http://[::1': Invalid IPv6 URL"),
+        ("http://[::1", "malformed target 'http://[::1': invalid URL: Invalid IPv6 URL"),
         ("http://127.0.0.1:99999/", "Port out of range 0-65535"),
         ("http://127.0.0.1:0/", "port must be 1 to 65535"),
         ("https:///healthz", "expected http://HOST"),

@@ -1,0 +1,430 @@
+"""`initkit fetch URL DEST --sha256 HEX`: a verified download, optionally extracted.
+
+Replaces: wget -O- URL | tar xz -C /plugins
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import click
+
+from initkit import log
+from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
+from initkit.params import Duration, Line, Octal, option
+
+MARKER = ".initkit-fetch.json"  # inside an extracted DEST: the archive's digest, written before DEST appears
+PROGRESS_EVERY = 10.0
+STALL_TIMEOUT = 30.0  # no byte for this long: the attempt failed (retried); --timeout bounds the whole
+_TEMP_SUFFIX = ".initkit-fetch"
+OLD = ".old"  # the previous tree, between the two renames that replace it
+_HEX = re.compile(r"[0-9a-f]{64}")
+_SECRET_WORD = re.compile(r"sig|token|key|secret|passw|auth|credential|session", re.IGNORECASE)
+_SECRET_HEADER = re.compile(r"auth|token|key|secret|passw|cookie|session|credential", re.IGNORECASE)
+
+
+@click.command("fetch", epilog=EXIT_CODES_HELP)
+@click.argument("url", envvar="INITKIT_FETCH_URL")
+@click.argument("dest", envvar="INITKIT_FETCH_DEST", type=click.Path())
+@option("--sha256", "sha256", required=True, metavar="HEX", help="Expected SHA-256 of the download (64 hex digits).")
+@option("--extract", is_flag=True, help="DEST is a directory: extract the tar (gz, xz, bz2) or zip archive into it.")
+@option(
+    "--strip-components",
+    type=click.IntRange(min=0, max=100),
+    default=0,
+    help="With --extract: drop this many leading path components of every entry (as tar's).",
+)
+@option("--mode", type=Octal(), default="0644", help="Mode of DEST (without --extract), e.g. 0755 for a binary.")
+@option(
+    "--header",
+    "headers",
+    envvar="INITKIT_FETCH_HEADER",
+    type=Line(),
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="Extra request header (repeatable; one per line in the environment variable).",
+)
+@option("--token-file", type=click.Path(dir_okay=False), help="Send its content as a Bearer token.")
+@option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify https.")
+@option("--attempts", type=click.IntRange(min=1), default=5, help="Tries before giving up.")
+@option("--timeout", type=Duration(), default="10m", help="Overall time limit, retries included (0: none).")
+def command(
+    url: str,
+    dest: str,
+    sha256: str,
+    extract: bool,
+    strip_components: int,
+    mode: int,
+    headers: Sequence[str],
+    token_file: str | None,
+    ca_file: str | None,
+    attempts: int,
+    timeout: float,
+) -> None:
+    """Download URL, check its SHA-256, and put it at DEST (or extract it into DEST).
+
+    The body is streamed to a temp file beside DEST and renamed into place only
+    once its digest matches, so DEST is either the old content or the verified
+    new one, never half a file or half a tree. A re-run where DEST already
+    matches uses no network. With --extract the archive's digest is kept in
+    DEST/.initkit-fetch.json; entries that would escape DEST (../, absolute
+    paths, links pointing out, devices) fail the whole extraction.
+
+    DEST's parent directory must be writable (the temp file lives there): with a
+    volume mounted at /plugins, use DEST=/plugins/NAME, not /plugins itself.
+
+    \b
+    Replaces: wget -O- URL | tar xz -C /plugins
+    Example:  initkit fetch https://example.org/plugin-1.2.tar.gz /plugins/plugin \\
+                --sha256 9f86d08... --extract --strip-components 1
+    """
+    from initkit.urls import check_http_url
+
+    expected = sha256.strip().lower()
+    if not _HEX.fullmatch(expected):
+        raise BadInput("--sha256 must be 64 hex digits (the output of sha256sum)")
+    if strip_components and not extract:
+        raise BadInput("--strip-components needs --extract")
+    check_http_url(url)  # the standard library's check: a re-run with nothing to fetch loads no requests
+    shown = shown_url(url)
+    request_headers = _headers(headers, token_file)
+    dest = os.path.abspath(dest)
+    parent, name = os.path.split(dest)
+    if not name:
+        raise BadInput("DEST must name a file or directory, not /")
+    target = Target(dest, parent, name, expected, strip_components, mode)
+    if not os.path.isdir(parent):
+        raise BadInput(f"{parent} (the parent of DEST) is not a directory")
+    _remove_stale_temps(parent, name)
+    _check_dest(target, extract)
+    if target.is_current_tree() if extract else target.is_current_file():
+        log.info(f"{dest} already matches sha256 {expected}; nothing to fetch")
+        return
+    from initkit import httpclient
+
+    httpclient.check_url(url)
+    httpclient.check_headers(request_headers)
+    download = _download(url, shown, target, request_headers, ca_file=ca_file, attempts=attempts, timeout=timeout)
+    try:
+        if extract:
+            _install_tree(download, target, shown)
+        else:
+            _install_file(download, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(download)
+
+
+@dataclass
+class Target:
+    dest: str
+    parent: str
+    name: str
+    sha256: str
+    strip_components: int
+    mode: int
+
+    def temp(self, kind: str = "") -> str:
+        return os.path.join(self.parent, f".{self.name}.{secrets.token_hex(4)}{_TEMP_SUFFIX}{kind}")
+
+    def is_current_file(self) -> bool:
+        """DEST holds exactly the expected bytes (its mode corrected if needed)."""
+        try:
+            fd = os.open(self.dest, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return False
+        try:
+            digest = hashlib.sha256()
+            while chunk := os.read(fd, 1 << 20):
+                digest.update(chunk)
+            if digest.hexdigest() != self.sha256:
+                return False
+            if stat.S_IMODE(os.fstat(fd).st_mode) != self.mode:
+                os.fchmod(fd, self.mode)
+            return True
+        finally:
+            os.close(fd)
+
+    def is_current_tree(self) -> bool:
+        """DEST was extracted by fetch from an archive with the expected digest (and the same options)."""
+        marker = _read_marker(self.dest)
+        return marker is not None and marker == self.marker()
+
+    def marker(self) -> dict[str, object]:
+        return {"sha256": self.sha256, "strip_components": self.strip_components}
+
+
+def shown_url(url: str) -> str:
+    """URL as logs show it: no user:password@, and query values that look like credentials
+    (a presigned URL's X-Amz-Signature, ?token=) masked."""
+    import urllib.parse
+
+    from initkit.urls import shown
+
+    base, sep, query = url.partition("?")
+    if not sep:
+        return shown(url)
+    query, hash_, fragment = query.partition("#")
+    pairs = []
+    for part in query.split("&"):
+        key, eq, value = part.partition("=")
+        if eq and _SECRET_WORD.search(urllib.parse.unquote(key)):
+            value = "***"
+        pairs.append(f"{key}{eq}{value}")
+    return shown(f"{base}?{'&'.join(pairs)}{hash_}{fragment}")
+
+
+def _headers(raw_headers: Sequence[str], token_file: str | None) -> dict[str, str]:
+    from initkit import redact, secretfile
+
+    result: dict[str, str] = {}
+    if token_file is not None:
+        result["Authorization"] = f"Bearer {secretfile.read(token_file, 'token file')}"
+    for raw in raw_headers:
+        name, sep, value = raw.partition(":")
+        if not sep or not name.strip():
+            raise BadInput(f"malformed --header {raw.split(':')[0]!r}...: expected 'Name: value'")
+        if _SECRET_HEADER.search(name):
+            redact.register(value.strip())
+        result[name.strip()] = value.strip()
+    return result
+
+
+def _check_dest(target: Target, extract: bool) -> None:
+    """What is at DEST must be what fetch makes, or nothing: never a link, never foreign data."""
+    try:
+        st = os.lstat(target.dest)
+    except FileNotFoundError:
+        st = None
+    if st is None:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise BadInput(f"{target.dest} is a symlink: initkit never writes through links")
+    if extract:
+        if not stat.S_ISDIR(st.st_mode):
+            raise BadInput(f"{target.dest} exists and is not a directory")
+        if _read_marker(target.dest) is None and os.listdir(target.dest):
+            # Replacing it would delete data fetch did not make (or DEST is a volume's mount point).
+            raise BadInput(f"{target.dest} is a non-empty directory that initkit fetch did not make (no {MARKER})")
+    elif not stat.S_ISREG(st.st_mode):
+        raise BadInput(f"{target.dest} exists and is not a regular file")
+
+
+def _read_marker(directory: str) -> dict[str, object] | None:
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fd = os.open(MARKER, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
+        with os.fdopen(fd, "rb") as handle:
+            data = json.loads(handle.read(4096))
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(dir_fd)
+
+
+def _remove_stale_temps(parent: str, name: str) -> None:
+    """Temp files and trees a killed run left beside DEST (kill -9 runs no cleanup).
+
+    A run killed between moving the old tree aside and renaming the new one in
+    left no DEST: its old tree is put back first, so DEST is never lost."""
+    prefix = f".{name}."
+    dest = os.path.join(parent, name)
+    with os.scandir(parent) as entries:
+        for entry in entries:
+            if not (entry.name.startswith(prefix) and _TEMP_SUFFIX in entry.name[len(prefix) :]):
+                continue
+            if entry.name.endswith(_TEMP_SUFFIX + OLD) and not os.path.lexists(dest) and _read_marker(entry.path):
+                log.info(f"restoring {dest} from {entry.path}, left by an earlier run")
+                os.rename(entry.path, dest)
+                continue
+            log.debug(f"removing {entry.path}, left by an earlier run")
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+
+def _download(
+    url: str,
+    shown: str,
+    target: Target,
+    headers: dict[str, str],
+    *,
+    ca_file: str | None,
+    attempts: int,
+    timeout: float,
+) -> str:
+    """The verified download, in a temp file beside DEST; the caller renames or removes it."""
+    from initkit import httpclient
+    from initkit.durations import format_duration
+
+    def on_retry(reason: str, delay: float, attempt: int) -> None:
+        log.warning(f"GET {shown}: {reason}; retrying in {format_duration(delay)} (attempt {attempt} of {attempts})")
+
+    client = httpclient.Client(ca_file, policy=httpclient.RetryPolicy(attempts=attempts, on_retry=on_retry))
+    path = target.temp()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise JobFailed(f"cannot create a temp file in {target.parent}: {exc.strerror}") from None
+    progress = _Progress(shown)
+    digest = hashlib.sha256()
+
+    def restart(length: int | None) -> None:
+        nonlocal digest
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        digest = hashlib.sha256()
+        progress.start(length)
+
+    def write(chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view) :]
+        digest.update(chunk)
+        progress.add(len(chunk))
+
+    started = time.monotonic()
+    try:
+        try:
+            client.download(
+                url,
+                headers=headers,
+                deadline=started + timeout if timeout else None,
+                stall=min(STALL_TIMEOUT, timeout) if timeout else STALL_TIMEOUT,
+                restart=restart,
+                write=write,
+            )
+        except httpclient.BadStatus as exc:
+            if exc.status >= 500 or exc.status == 429:  # retried, and still failing
+                raise JobFailed(f"GET {shown} failed: HTTP {exc.status}; gave up after {attempts} attempts") from None
+            raise JobFailed(f"GET {shown} was refused: HTTP {exc.status} {exc.reason}: {exc.snippet}") from None
+        except httpclient.GaveUp as exc:
+            passed = "passed" if exc.deadline_passed else "would pass before the next attempt"
+            raise JobFailed(
+                f"GET {shown} failed: {exc.reason}; gave up after {exc.attempts} attempts: "
+                f"the {format_duration(timeout)} timeout {passed}"
+            ) from None
+        except httpclient.RequestFailed as exc:
+            raise JobFailed(f"GET {shown} failed: {exc}; gave up after {exc.attempts or attempts} attempts") from None
+        except OSError as exc:
+            raise JobFailed(f"cannot write the download beside {target.dest}: {exc.strerror}") from None
+        got = digest.hexdigest()
+        if got != target.sha256:
+            raise JobFailed(
+                f"sha256 mismatch for {shown}: expected {target.sha256}, got {got} "
+                f"({progress.done} bytes); nothing written"
+            )
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+    os.close(fd)
+    elapsed = time.monotonic() - started
+    log.info(f"downloaded {shown}: {_size(progress.done)} in {format_duration(elapsed)}, sha256 verified")
+    return path
+
+
+def _install_file(download: str, target: Target) -> None:
+    os.chmod(download, target.mode)
+    # rename replaces a file at DEST (or a link planted since the check), never writes through it.
+    os.rename(download, target.dest)
+    _fsync_dir(target.parent)
+    log.info(f"wrote {target.dest} (sha256 {target.sha256})")
+
+
+def _install_tree(download: str, target: Target, shown: str) -> None:
+    from initkit import archive
+
+    tree = target.temp(".d")
+    os.mkdir(tree, 0o755)
+    old: str | None = None
+    try:
+        try:
+            count = archive.extract(download, tree, target.strip_components)
+        except archive.UnsafeArchive as exc:
+            raise JobFailed(f"refusing the archive from {shown}: {exc}; nothing written") from None
+        except archive.NotAnArchive as exc:
+            raise JobFailed(f"cannot extract {shown}: {exc}; nothing written") from None
+        except OSError as exc:
+            raise JobFailed(f"cannot extract {shown} beside {target.dest}: {exc.strerror}; nothing written") from None
+        if os.path.lexists(os.path.join(tree, MARKER)):
+            raise JobFailed(f"refusing the archive from {shown}: it holds {MARKER}, initkit's own marker")
+        with open(os.path.join(tree, MARKER), "w", encoding="utf-8") as handle:
+            json.dump(target.marker(), handle)
+            handle.write("\n")
+        # The marker is in place before the tree appears at DEST: a tree at DEST is always complete.
+        old = None
+        if os.path.lexists(target.dest):
+            old = target.temp(OLD)
+            os.rename(target.dest, old)
+        os.rename(tree, target.dest)
+        _fsync_dir(target.parent)
+    except BaseException:
+        shutil.rmtree(tree, ignore_errors=True)
+        if old is not None and not os.path.lexists(target.dest):
+            os.rename(old, target.dest)  # stopped between the two renames: the old tree goes back
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    log.info(f"extracted {count} {'entry' if count == 1 else 'entries'} into {target.dest} (sha256 {target.sha256})")
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the rename itself is done
+    finally:
+        os.close(fd)
+
+
+class _Progress:
+    """A line every PROGRESS_EVERY seconds of a download: bytes so far, of how many, and the rate."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        self.done = 0
+        self.length: int | None = None
+        self.began = self.last = time.monotonic()
+
+    def start(self, length: int | None) -> None:
+        self.done, self.length = 0, length
+        self.began = self.last = time.monotonic()
+
+    def add(self, size: int) -> None:
+        self.done += size
+        now = time.monotonic()
+        if now - self.last < PROGRESS_EVERY:
+            return
+        self.last = now
+        rate = self.done / max(now - self.began, 1e-6)
+        of = f" of {_size(self.length)} ({100 * self.done // self.length}%)" if self.length else ""
+        log.info(f"GET {self.shown}: {_size(self.done)}{of}, {_size(rate)}/s", bytes=self.done, rate=round(rate))
+
+
+def _size(count: float | None) -> str:
+    value = float(count or 0)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
