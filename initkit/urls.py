@@ -4,8 +4,8 @@ and the one way such a URL is shown in a message.
 It runs before anything is sent, so a URL no request could ever go to (`http://[::1`,
 port 99999) is exit 2 at once instead of a failure retried until the timeout. The
 message never holds the URL's user:password@, and stays one line whatever the URL holds.
-Light on purpose: urllib.parse, and urllib3's parser (the one requests uses) only once
-the URL has passed the cheap checks.
+Light on purpose (the standard library only), so a fetch re-run with nothing to fetch loads
+no HTTP library; `httpclient.check_url` adds requests' own preparation before a request.
 """
 
 from __future__ import annotations
@@ -49,10 +49,12 @@ def shown(url: str) -> str:
 
 
 def check_http_url(url: str, label: str = "invalid URL") -> None:
-    """BadInput ("LABEL 'URL': why") unless URL is http(s)://HOST[:PORT]/... that requests can send."""
+    """BadInput ("LABEL 'URL': why") unless URL looks like http(s)://HOST[:PORT]/..."""
 
     def bad(why: str) -> BadInput:
-        return BadInput(f"{label} {shown(url)!r}: {why}")
+        if label == "invalid URL":
+            return BadInput(f"invalid URL {shown(url)!r}: {why}")
+        return BadInput(f"{label} {shown(url)!r}: invalid URL: {why}")
 
     if _UNSENDABLE.search(url):
         raise bad("a URL cannot hold whitespace or control characters")
@@ -70,11 +72,3 @@ def check_http_url(url: str, label: str = "invalid URL") -> None:
             ipaddress.IPv6Address(parts.hostname.split("%", 1)[0])
         except ValueError:
             raise bad(f"{parts.hostname!r} in brackets is not an IPv6 address") from None
-    import urllib3.util
-
-    try:
-        parsed = urllib3.util.parse_url(url)
-    except ValueError:  # LocationParseError is a ValueError
-        raise bad("cannot parse the host or port") from None
-    if not parsed.host:
-        raise bad("no host")

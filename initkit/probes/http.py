@@ -13,7 +13,8 @@ import time
 from typing import Any
 
 from initkit import httpclient
-from initkit.probes import HttpExpect, NotReady, printable
+from initkit.probes import HttpExpect, NotReady
+from initkit.urls import printable
 
 REQUEST_TIMEOUT = 5.0  # one check, however the server drips its answer
 BODY_LIMIT = 64 * 1024
