@@ -667,3 +667,112 @@ def test_permissions_template_errors(helm: Helm, tmp_path: Path, step: dict[str,
     with pytest.raises(HelmFailed) as failed:
         helm.template(values, extra=("--skip-schema-validation",))
     assert message in failed.value.stderr, failed.value.stderr
+
+
+# fetch: a verified download (optionally extracted) into a pod volume, on the slim image.
+SHA = "3b1c0c1e0c0d6c6c2f4e3a6d4f0b0a5e9c3d2b1a0f9e8d7c6b5a4f3e2d1c0b9a"
+WORKSPACE = {"name": "workspace", "mountPath": "/workspace"}
+
+
+def fetch_step(**extra: Any) -> dict[str, Any]:
+    step = {"kind": "fetch", "name": "get", "url": "https://a.invalid/p.tgz", "volume": WORKSPACE}
+    return {**step, "dest": "/workspace/p", "sha256": SHA, **extra}
+
+
+def test_fetch_replaces_wget_pipe_tar(helm: Helm) -> None:
+    containers = by_name(init_containers(helm.template(CI / "fetch-values.yaml")))
+    assert list(containers) == ["wait-for-services", "fetch-plugin", "fetch-tool"]
+    plugin, tool = containers["fetch-plugin"], containers["fetch-tool"]
+    assert plugin["args"] == [
+        "fetch",
+        "https://artifacts.example.invalid/plugin-1.4.2.tar.gz",
+        "/workspace/plugin",
+        "--sha256",
+        SHA,
+        "--extract",
+        "--strip-components",
+        "1",
+        "--header",
+        "X-Fetched-By: initkit",
+        "--token-file",
+        "/var/run/initkit/token/token",
+        "--attempts",
+        "3",
+        "--timeout",
+        "5m",
+    ]
+    assert plugin["volumeMounts"] == [
+        {"name": "workspace", "mountPath": "/workspace"},
+        {"name": "fetch-plugin-token", "mountPath": "/var/run/initkit/token", "readOnly": True},
+    ], "the volume writable, the token read-only"
+    assert tool["args"] == [
+        "fetch",
+        "https://artifacts.example.invalid/myapp/tool-linux-amd64",
+        "/workspace/tool",
+        "--sha256",
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "--mode",
+        "0755",
+    ], "url through tpl"
+    for container in (plugin, tool):
+        assert container["image"] == SLIM, "fetch is pure Python: the slim image"
+        assert container["securityContext"] == HARDENED
+        assert "restartPolicy" not in container
+    volumes = by_name(workload(helm.template(CI / "fetch-values.yaml"))["volumes"])
+    assert volumes["fetch-plugin-token"]["secret"]["secretName"] == "artifacts-token"
+
+
+def test_fetch_ca_and_tpl_dest(helm: Helm, tmp_path: Path) -> None:
+    step = fetch_step(dest="/workspace/{{ .Release.Name }}", ca={"configMap": "ca", "key": "ca.pem"}, timeout=30)
+    (get,) = init_containers(helm.template(steps_values(tmp_path, step)))
+    assert get["args"] == [
+        "fetch",
+        "https://a.invalid/p.tgz",
+        "/workspace/myapp",
+        "--sha256",
+        SHA,
+        "--ca-file",
+        "/var/run/initkit/ca/ca.pem",
+        "--timeout",
+        "30s",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ({"dest": "/workspace"}, 'dest "/workspace" is the volume\'s mountPath; give a path below it'),
+        ({"dest": "/workspace/"}, "is the volume's mountPath"),
+        ({"dest": "/plugins/p"}, 'dest "/plugins/p" must be /workspace or below it'),
+        ({"dest": None}, "dest is required"),
+        ({"volume": None}, "volume.name is required"),
+        ({"sha256": None}, "sha256 is required"),
+        ({"sha256": "abc"}, "sha256 must be 64 hex digits"),
+        ({"url": None}, "url is required"),
+        ({"stripComponents": 1}, "stripComponents needs extract: true"),
+        ({"extract": True, "mode": "0755"}, "mode is the mode of a downloaded file"),
+        ({"mode": 0o755}, "mode must be a string"),
+        ({"token": "hunter2"}, "token must be a reference {secret: NAME, key: KEY}, never a literal value"),
+    ],
+    ids=[
+        "dest-is-mount",
+        "dest-is-mount-slash",
+        "dest-outside",
+        "no-dest",
+        "no-volume",
+        "no-sha256",
+        "short-sha256",
+        "no-url",
+        "strip-without-extract",
+        "mode-with-extract",
+        "mode-number",
+        "literal-token",
+    ],
+)
+def test_fetch_template_errors(helm: Helm, tmp_path: Path, step: dict[str, Any], message: str) -> None:
+    """Without the schema too (a parent chart may skip it): clear messages, nothing rendered."""
+    values = steps_values(tmp_path, {k: v for k, v in fetch_step(**step).items() if v is not None})
+    with pytest.raises(HelmFailed) as failed:
+        helm.template(values, extra=("--skip-schema-validation",))
+    assert 'step "get" (fetch)' in failed.value.stderr
+    assert message in failed.value.stderr, failed.value.stderr

@@ -35,7 +35,7 @@ def test_rendered_manifests_are_valid_kubernetes(helm: Helm, values: Path | None
 
 
 def test_ci_values_cover_every_step_kind(helm: Helm) -> None:
-    every = {"wait-for", "register", "sleep", "git-clone", "render", "permissions"}
+    every = {"wait-for", "register", "sleep", "git-clone", "render", "permissions", "fetch"}
     kinds = set()
     for values in ci_values_files():
         for container in workload(helm.template(values))["initContainers"]:

@@ -13,7 +13,7 @@ from tests.charts.conftest import Helm, HelmFailed
 pytestmark = pytest.mark.helm
 
 SCHEMA_ERROR = "values don't meet the specifications of the schema(s) in the following chart(s):"
-KINDS = "'wait-for', 'register', 'sleep', 'git-clone', 'render', 'permissions'"
+KINDS = "'wait-for', 'register', 'sleep', 'git-clone', 'render', 'permissions', 'fetch'"
 VOLUME = {"name": "workspace", "mountPath": "/workspace"}
 
 
@@ -24,6 +24,11 @@ def wait(**extra: Any) -> dict[str, Any]:
 def permissions(**extra: Any) -> dict[str, Any]:
     step = {"kind": "permissions", "order": 1, "volumeMounts": [{"name": "data", "mountPath": "/data"}]}
     return {"steps": {"p": {**step, **extra}}}
+
+
+def fetch(**extra: Any) -> dict[str, Any]:
+    step = {"kind": "fetch", "order": 1, "url": "https://a.invalid/p.tgz", "volume": VOLUME, "dest": "/workspace/p"}
+    return {"steps": {"f": {**step, "sha256": "ab" * 32, **extra}}}
 
 
 # Each case: the initkit values block (its steps keyed by name) and the message expected.
@@ -162,6 +167,31 @@ INITKIT_CASES: dict[str, tuple[dict[str, Any], str]] = {
         permissions(owner="1001", paths=["data"]),
         "at '/steps/p/paths/0': 'data' does not match pattern",
     ),
+    "fetch-without-sha256": (
+        {"steps": {"f": {k: v for k, v in fetch()["steps"]["f"].items() if k != "sha256"}}},
+        "at '/steps/f': missing property 'sha256'",
+    ),
+    "fetch-short-sha256": (fetch(sha256="abc"), "at '/steps/f/sha256': 'abc' does not match pattern"),
+    "fetch-sha256-not-hex": (fetch(sha256="g" * 64), "at '/steps/f/sha256': '" + "g" * 64 + "' does not match"),
+    "fetch-without-dest": (
+        {"steps": {"f": {k: v for k, v in fetch()["steps"]["f"].items() if k != "dest"}}},
+        "at '/steps/f': missing property 'dest'",
+    ),
+    "fetch-relative-dest": (fetch(dest="plugins"), "at '/steps/f/dest': 'plugins' does not match pattern"),
+    "fetch-url-not-http": (fetch(url="ftp://a.invalid/p"), "at '/steps/f/url': 'ftp://a.invalid/p' does not match"),
+    "fetch-strip-negative": (
+        fetch(extract=True, stripComponents=-1),
+        "at '/steps/f/stripComponents': minimum: got -1, want 0",
+    ),
+    "fetch-strip-without-extract": (fetch(stripComponents=1), "at '/steps/f': missing property 'extract'"),
+    "fetch-strip-extract-false": (
+        fetch(extract=False, stripComponents=1),
+        "at '/steps/f/extract': value must be true",
+    ),
+    "fetch-mode-with-extract": (fetch(extract=True, mode="0755"), "at '/steps/f': 'not' failed"),
+    "fetch-mode-as-a-number": (fetch(mode=0o755), "at '/steps/f/mode': got number, want string"),
+    "fetch-literal-token": (fetch(token="hunter2"), "at '/steps/f/token': got string, want object"),
+    "fetch-typo": (fetch(sha="x"), "at '/steps/f': additional properties 'sha' not allowed"),
     "openshift-mode": (
         {"global": {"compatibility": {"openshift": {"adaptSecurityContext": "yes"}}}},
         "at '/global/compatibility/openshift/adaptSecurityContext': value must be one of 'auto', 'force', 'disabled'",
@@ -203,6 +233,8 @@ def test_invalid_initkit_values_fail_clearly(helm: Helm, tmp_path: Path, case: s
         permissions(uid=1001, gid=0, mode="750"),
         permissions(gid=1001),
         permissions(mode="go-w", extraCapabilities=["DAC_OVERRIDE"]),
+        fetch(extract=True, stripComponents=0, headers=["X-A: b"], attempts=2, timeout="1m"),
+        fetch(sha256="AB" * 32, mode="0755", token={"secret": "t", "key": "token"}),
     ],
     ids=[
         "mode-0440",
@@ -216,6 +248,8 @@ def test_invalid_initkit_values_fail_clearly(helm: Helm, tmp_path: Path, case: s
         "permissions-uid-gid",
         "permissions-gid-only",
         "permissions-mode-only",
+        "fetch-extract",
+        "fetch-file",
     ],
 )
 def test_valid_values_pass(helm: Helm, tmp_path: Path, initkit: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-KINDS = ["wait-for", "register", "sleep", "git-clone", "render", "permissions"]
+KINDS = ["wait-for", "register", "sleep", "git-clone", "render", "permissions", "fetch"]
 
 
 Schema = dict[str, Any]
@@ -231,6 +231,7 @@ common = {
     "volumeMounts": {"description": "Extra volume mounts.", "type": "array", "items": {"$ref": "#/$defs/volumeMount"}},
 }
 DUR = {"$ref": "#/$defs/duration"}
+OCTAL = {"type": "string", "pattern": "^0?[0-7]{3}$"}
 ID_MAX = 2**32 - 2  # (uid_t)-1 means "unchanged" to chown(2)
 # chmod's symbolic clauses (ugoa, then +-= with rwxX or one of ugo), comma-separated, or
 # octal 0 to 0777: the CLI refuses setuid, setgid and sticky (s, t, octal above 0777).
@@ -295,7 +296,7 @@ kinds = {
             "dest": {"type": "string", "pattern": "^(/|\\{\\{)"},
             "values": {"type": "array", "items": {"$ref": "#/$defs/fileRef"}},
             "set": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
-            "mode": {"type": "string", "pattern": "^0?[0-7]{3}$"},
+            "mode": OCTAL,
         },
         ["template", "volume", "dest"],
         {},
@@ -349,6 +350,44 @@ kinds = {
             "dependentSchemas": {"owner": {"not": {"anyOf": [{"required": ["uid"]}, {"required": ["gid"]}]}}},
         },
     ),
+    "fetchStep": (
+        "fetch: download a file (or an archive, extracted) into a pod volume, verified by its SHA-256.",
+        {
+            "url": {"description": "http(s) URL (through tpl).", "type": "string", "pattern": "^(https?://|\\{\\{)"},
+            "volume": {"$ref": "#/$defs/writeVolume"},
+            "dest": {
+                "description": "The file (or, with extract, the directory) to write: below volume.mountPath, "
+                "not the mountPath itself (through tpl).",
+                "type": "string",
+                "pattern": "^(/|\\{\\{)",
+            },
+            "sha256": {
+                "description": "Expected SHA-256 (64 hex digits).",
+                "type": "string",
+                "pattern": "^[0-9a-fA-F]{64}$",
+            },
+            "extract": {"description": "dest is a directory: extract the tar (gz, xz, bz2) or zip into it.", **B},
+            "stripComponents": {
+                "description": "With extract: drop this many leading path components.",
+                "type": "integer",
+                "minimum": 0,
+                "maximum": 100,
+            },
+            "mode": {"description": 'Mode of the file (without extract), a string: "0755".', **OCTAL},
+            "headers": {"type": "array", "items": {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+:"}},
+            "token": {"$ref": "#/$defs/secretRef"},
+            "ca": {"$ref": "#/$defs/fileRef"},
+            "attempts": {"type": "integer", "minimum": 1},
+            "timeout": DUR,
+        },
+        ["url", "volume", "dest", "sha256"],
+        {
+            "dependentSchemas": {
+                "stripComponents": {"properties": {"extract": {"const": True}}, "required": ["extract"]},
+                "mode": {"not": {"properties": {"extract": {"const": True}}, "required": ["extract"]}},
+            }
+        },
+    ),
 }
 kind_of = {
     "waitForStep": "wait-for",
@@ -357,6 +396,7 @@ kind_of = {
     "gitCloneStep": "git-clone",
     "renderStep": "render",
     "permissionsStep": "permissions",
+    "fetchStep": "fetch",
 }
 for name, (desc, props, req, extra) in kinds.items():
     defs[name] = {"description": desc, **obj({**common, **props}, ["kind", "order", *req]), **extra}

@@ -235,7 +235,7 @@ Usage:
 {{- if not (kindIs "map" $steps) -}}
 {{- fail "initkit: steps must be a map keyed by step name, each step with an order (a list cannot be changed with --set)" -}}
 {{- end -}}
-{{- $kinds := list "wait-for" "register" "sleep" "git-clone" "render" "permissions" -}}
+{{- $kinds := list "wait-for" "register" "sleep" "git-clone" "render" "permissions" "fetch" -}}
 {{- $byOrder := dict -}}
 {{- range $name, $step := $steps -}}
 {{- if not (kindIs "map" $step) -}}
@@ -247,7 +247,7 @@ Usage:
 {{- end -}}
 {{- $kind := required (printf "initkit: steps.%s.kind is required" $name) $step.kind -}}
 {{- if not (has $kind $kinds) -}}
-{{- fail (printf "initkit: steps.%s.kind %q is unknown; use wait-for, register, sleep, git-clone, render or permissions" $name $kind) -}}
+{{- fail (printf "initkit: steps.%s.kind %q is unknown; use wait-for, register, sleep, git-clone, render, permissions or fetch" $name $kind) -}}
 {{- end -}}
 {{- if not (hasKey $step "order") -}}
 {{- fail (printf "initkit: steps.%s.order is required (steps run by ascending order)" $name) -}}
@@ -277,7 +277,7 @@ Usage:
 {{- define "initkit.refs" -}}
 {{- $step := .step -}}
 {{- $pairs := list -}}
-{{- if eq $step.kind "register" -}}
+{{- if or (eq $step.kind "register") (eq $step.kind "fetch") -}}
 {{- $pairs = append $pairs (list "token" $step.token true) -}}
 {{- $pairs = append $pairs (list "ca" $step.ca false) -}}
 {{- else if eq $step.kind "git-clone" -}}

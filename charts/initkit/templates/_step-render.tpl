@@ -22,7 +22,7 @@ Usage (from initkit.container):
 
 {{/*
 initkit.destination: the pod volume mount and the destination path (through tpl) of a
-step that writes (git-clone, render), as YAML {mount: {...}, dest: PATH}. The
+step that writes (git-clone, render, fetch), as YAML {mount: {...}, dest: PATH}. The
 destination must be the mountPath or below it: the root filesystem is read-only.
 Usage:
   {{- $out := include "initkit.destination" (dict "step" $step "where" $where "context" $ctx "defaultToMount" true) | fromYaml }}
