@@ -776,3 +776,112 @@ def test_fetch_template_errors(helm: Helm, tmp_path: Path, step: dict[str, Any],
         helm.template(values, extra=("--skip-schema-validation",))
     assert 'step "get" (fetch)' in failed.value.stderr
     assert message in failed.value.stderr, failed.value.stderr
+
+
+# register as a native sidecar: restartPolicy Always, the deregister request's options.
+def register_step(**extra: Any) -> dict[str, Any]:
+    return {"kind": "register", "name": "reg", "url": "http://r.invalid/nodes", **extra}
+
+
+def test_register_sidecar_deregisters_with_delete(helm: Helm) -> None:
+    containers = by_name(init_containers(helm.template(CI / "register-sidecar-values.yaml")))
+    assert list(containers) == ["wait-for-services", "register"], "after the wait, as a plain register"
+    register = containers["register"]
+    assert register["restartPolicy"] == "Always", "a Kubernetes 1.29+ native sidecar"
+    assert "restartPolicy" not in containers["wait-for-services"]
+    assert register["args"] == [
+        "register",
+        "http://registry.example.invalid/api/v1/instances",
+        "--json",
+        '{"ip":"{{ pod.ip }}","pod":"{{ pod.name }}"}',
+        "--token-file",
+        "/var/run/initkit/token/token",
+        "--attempts",
+        "10",
+        "--timeout",
+        "2m",
+        "--deregister-method",
+        "DELETE",
+        "--deregister-url",
+        "http://registry.example.invalid/api/v1/instances/{{ pod.name }}",
+        "--deregister-timeout",
+        "10s",
+        "--heartbeat",
+        "1m",
+    ], "the deregister URL through tpl, its runtime Jinja unescaped"
+    assert register["image"] == SLIM
+    assert register["securityContext"] == HARDENED
+    assert register["volumeMounts"] == [
+        {"name": "register-token", "mountPath": "/var/run/initkit/token", "readOnly": True}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sidecar", "args"),
+    [
+        ({"method": "DELETE"}, ["--deregister-method", "DELETE"]),
+        ({"heartbeat": 30}, ["--heartbeat", "30s"]),
+        (
+            {"method": "POST", "url": "http://r.invalid/deregister", "data": "instance={{ pod.name }}", "timeout": 5},
+            [
+                "--deregister-method",
+                "POST",
+                "--deregister-url",
+                "http://r.invalid/deregister",
+                "--deregister-data",
+                "instance={{ pod.name }}",
+                "--deregister-timeout",
+                "5s",
+            ],
+        ),
+        (
+            {"method": "PUT", "json": {"state": "gone", "pod": "{{ pod.name }}"}},
+            ["--deregister-method", "PUT", "--deregister-json", '{"pod":"{{ pod.name }}","state":"gone"}'],
+        ),
+    ],
+    ids=["delete", "heartbeat-only", "post-form", "put-json"],
+)
+def test_register_sidecar_args(helm: Helm, tmp_path: Path, sidecar: dict[str, Any], args: list[str]) -> None:
+    (reg,) = init_containers(helm.template(steps_values(tmp_path, register_step(sidecar=sidecar))))
+    assert reg["args"] == ["register", "http://r.invalid/nodes", *args]
+    assert reg["restartPolicy"] == "Always"
+
+
+def test_register_without_sidecar_is_a_plain_init_container(helm: Helm, tmp_path: Path) -> None:
+    (reg,) = init_containers(helm.template(steps_values(tmp_path, register_step())))
+    assert reg["args"] == ["register", "http://r.invalid/nodes"]
+    assert "restartPolicy" not in reg
+
+
+@pytest.mark.parametrize("version", ["1.29.0", "1.30.0", "1.37.0"])
+def test_register_sidecar_on_kubernetes_1_29_and_newer(helm: Helm, tmp_path: Path, version: str) -> None:
+    values = steps_values(tmp_path, register_step(sidecar={"method": "DELETE"}))
+    (reg,) = init_containers(helm.template(values, extra=("--kube-version", version)))
+    assert reg["restartPolicy"] == "Always"
+
+
+@pytest.mark.parametrize(
+    ("sidecar", "extra", "message"),
+    [
+        (
+            {"method": "DELETE"},
+            ("--kube-version", "1.28.9"),
+            "sidecar needs Kubernetes 1.29 or newer (a native sidecar: an init container with restartPolicy: Always), "
+            "the target is v1.28.9",
+        ),
+        ({"method": "DELETE"}, ("--kube-version", "1.25.0"), "sidecar needs Kubernetes 1.29 or newer"),
+        ({}, (), "sidecar needs a method"),
+        ("DELETE", (), "sidecar must be a map"),
+        ({"method": "DELETE", "data": "a=b", "json": "{}"}, (), "sidecar: set either data or json, not both"),
+        ({"heartbeat": 30, "url": "http://r.invalid/x"}, (), "set sidecar.method too"),
+    ],
+    ids=["kube-1.28", "kube-1.25", "empty", "not-a-map", "data-and-json", "url-without-method"],
+)
+def test_register_sidecar_template_errors(
+    helm: Helm, tmp_path: Path, sidecar: Any, extra: tuple[str, ...], message: str
+) -> None:
+    values = steps_values(tmp_path, register_step(sidecar=sidecar))
+    with pytest.raises(HelmFailed) as failed:
+        helm.template(values, extra=("--skip-schema-validation", *extra))
+    assert 'step "reg" (register): ' in failed.value.stderr
+    assert message in failed.value.stderr, failed.value.stderr

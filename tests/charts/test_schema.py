@@ -31,6 +31,10 @@ def fetch(**extra: Any) -> dict[str, Any]:
     return {"steps": {"f": {**step, "sha256": "ab" * 32, **extra}}}
 
 
+def register(**extra: Any) -> dict[str, Any]:
+    return {"steps": {"r": {"kind": "register", "order": 1, "url": "http://r.invalid/nodes", **extra}}}
+
+
 # Each case: the initkit values block (its steps keyed by name) and the message expected.
 INITKIT_CASES: dict[str, tuple[dict[str, Any], str]] = {
     "target-not-a-string": (
@@ -192,6 +196,28 @@ INITKIT_CASES: dict[str, tuple[dict[str, Any], str]] = {
     "fetch-mode-as-a-number": (fetch(mode=0o755), "at '/steps/f/mode': got number, want string"),
     "fetch-literal-token": (fetch(token="hunter2"), "at '/steps/f/token': got string, want object"),
     "fetch-typo": (fetch(sha="x"), "at '/steps/f': additional properties 'sha' not allowed"),
+    "sidecar-method-unknown": (
+        register(sidecar={"method": "REMOVE"}),
+        "at '/steps/r/sidecar/method': value must be one of 'GET', 'POST', 'PUT', 'PATCH', 'DELETE'",
+    ),
+    "sidecar-typo": (
+        register(sidecar={"method": "DELETE", "deregisterUrl": "http://r.invalid"}),
+        "at '/steps/r/sidecar': additional properties 'deregisterUrl' not allowed",
+    ),
+    "sidecar-empty": (register(sidecar={}), "at '/steps/r/sidecar': 'anyOf' failed"),
+    "sidecar-data-and-json": (
+        register(sidecar={"method": "POST", "data": "a=b", "json": {"a": "b"}}),
+        "at '/steps/r/sidecar': 'not' failed",
+    ),
+    "sidecar-url-without-method": (
+        register(sidecar={"heartbeat": "30s", "url": "http://r.invalid/x"}),
+        "at '/steps/r/sidecar': properties 'method' required, if 'url' exists",
+    ),
+    "sidecar-negative-timeout": (
+        register(sidecar={"method": "DELETE", "timeout": -1}),
+        "at '/steps/r/sidecar/timeout': minimum: got -1, want 0",
+    ),
+    "sidecar-not-a-map": (register(sidecar=True), "at '/steps/r/sidecar': got boolean, want object"),
     "openshift-mode": (
         {"global": {"compatibility": {"openshift": {"adaptSecurityContext": "yes"}}}},
         "at '/global/compatibility/openshift/adaptSecurityContext': value must be one of 'auto', 'force', 'disabled'",
@@ -235,6 +261,16 @@ def test_invalid_initkit_values_fail_clearly(helm: Helm, tmp_path: Path, case: s
         permissions(mode="go-w", extraCapabilities=["DAC_OVERRIDE"]),
         fetch(extract=True, stripComponents=0, headers=["X-A: b"], attempts=2, timeout="1m"),
         fetch(sha256="AB" * 32, mode="0755", token={"secret": "t", "key": "token"}),
+        register(
+            sidecar={
+                "method": "DELETE",
+                "url": "http://r.invalid/{{ .Release.Name }}",
+                "timeout": 10,
+                "heartbeat": "30s",
+            }
+        ),
+        register(sidecar={"heartbeat": 30}),
+        register(sidecar={"method": "POST", "json": {"pod": "{{ pod.name }}"}}),
     ],
     ids=[
         "mode-0440",
@@ -250,6 +286,9 @@ def test_invalid_initkit_values_fail_clearly(helm: Helm, tmp_path: Path, case: s
         "permissions-mode-only",
         "fetch-extract",
         "fetch-file",
+        "sidecar-delete",
+        "sidecar-heartbeat-only",
+        "sidecar-json",
     ],
 )
 def test_valid_values_pass(helm: Helm, tmp_path: Path, initkit: dict[str, Any]) -> None:

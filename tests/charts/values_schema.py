@@ -231,6 +231,8 @@ common = {
     "volumeMounts": {"description": "Extra volume mounts.", "type": "array", "items": {"$ref": "#/$defs/volumeMount"}},
 }
 DUR = {"$ref": "#/$defs/duration"}
+METHOD = {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]}
+JSON = {"type": ["string", "object", "array"]}
 OCTAL = {"type": "string", "pattern": "^0?[0-7]{3}$"}
 ID_MAX = 2**32 - 2  # (uid_t)-1 means "unchanged" to chown(2)
 # chmod's symbolic clauses (ugoa, then +-= with rwxX or one of ugo), comma-separated, or
@@ -258,14 +260,33 @@ kinds = {
         "register: send one HTTP request announcing the pod.",
         {
             "url": {"type": "string", "pattern": "^(https?://|\\{\\{)"},
-            "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
+            "method": METHOD,
             "data": S,
-            "json": {"type": ["string", "object", "array"]},
+            "json": JSON,
             "headers": {"type": "array", "items": {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+:"}},
             "token": {"$ref": "#/$defs/secretRef"},
             "ca": {"$ref": "#/$defs/fileRef"},
             "attempts": {"type": "integer", "minimum": 1},
             "timeout": DUR,
+            "sidecar": obj(
+                {
+                    "method": {"description": "Method of the deregister request.", **METHOD},
+                    "url": {
+                        "description": "URL of the deregister request (default: url; through tpl).",
+                        "type": "string",
+                        "pattern": "^(https?://|\\{\\{)",
+                    },
+                    "data": {"description": "Form body of the deregister request (runtime Jinja).", **S},
+                    "json": {"description": "JSON body of the deregister request (runtime Jinja).", **JSON},
+                    "timeout": {"description": "Time limit of the deregistration (default 10s).", **DUR},
+                    "heartbeat": {"description": "Send the register request again this often.", **DUR},
+                },
+                anyOf=[{"required": ["method"]}, {"required": ["heartbeat"]}],
+                dependentRequired={"url": ["method"], "data": ["method"], "json": ["method"]},
+                **{"not": {"required": ["data", "json"]}},
+                description="Run as a Kubernetes 1.29+ native sidecar (restartPolicy: Always): stay running "
+                "after registering and, when the pod stops, send the deregister request.",
+            ),
         },
         ["url"],
         {},

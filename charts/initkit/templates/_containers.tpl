@@ -1,6 +1,7 @@
 {{/*
 initkit.container: one init container for one step (a step as returned by initkit.steps).
-The kind's own template (templates/_step-<kind>.tpl) builds its arguments and mounts;
+The kind's own template (templates/_step-<kind>.tpl) builds its arguments and mounts
+(and a restartPolicy: Always for a native sidecar);
 this one adds what every step has: global options, image, env, securityContext,
 resources and the read-only mounts of its Secret/ConfigMap files.
 Usage:
@@ -35,6 +36,7 @@ Usage:
 {{- $resources := hasKey $step "resources" | ternary $step.resources $ik.resources -}}
 {{- with $resources }}{{ $_ := set $container "resources" . }}{{ end -}}
 {{- with $mounts }}{{ $_ := set $container "volumeMounts" . }}{{ end -}}
+{{- with $own.restartPolicy }}{{ $_ := set $container "restartPolicy" . }}{{ end -}}
 {{- toYaml $container -}}
 {{- end -}}
 
