@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test setup images release lint bench bench-images clean
+.PHONY: demo test setup images release lint bench bench-jobs bench-images clean
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ lint: $(VENV)/.test
 
 bench: $(VENV)/.runtime
 	$(PY) bench/bench_cli.py
+
+# Root: permissions on a 100,000-file tmpfs tree against chown -R + chmod -R; fetch --extract
+# against wget/curl | tar xz, each side by side in one run.
+bench-jobs: $(VENV)/.runtime
+	$(PY) bench/bench_permissions.py
+	$(PY) bench/bench_fetch.py
 
 bench-images:
 	python3 bench/bench_images.py
