@@ -30,7 +30,6 @@ _TEMP_SUFFIX = ".initkit-fetch"
 OLD = ".old"  # the previous tree, between the two renames that replace it
 _HEX = re.compile(r"[0-9a-f]{64}")
 _SECRET_WORD = re.compile(r"sig|token|key|secret|passw|auth|credential|session", re.IGNORECASE)
-_SECRET_HEADER = re.compile(r"auth|token|key|secret|passw|cookie|session|credential", re.IGNORECASE)
 
 
 @click.command("fetch", epilog=EXIT_CODES_HELP)
@@ -88,6 +87,7 @@ def command(
     Example:  initkit fetch https://example.org/plugin-1.2.tar.gz /plugins/plugin \\
                 --sha256 9f86d08... --extract --strip-components 1
     """
+    from initkit import headers as headers_module
     from initkit.urls import check_http_url
 
     expected = sha256.strip().lower()
@@ -97,7 +97,7 @@ def command(
         raise BadInput("--strip-components needs --extract")
     check_http_url(url)  # the standard library's check: a re-run with nothing to fetch loads no requests
     shown = shown_url(url)
-    request_headers = _headers(headers, token_file)
+    request_headers = headers_module.parse(headers, token_file)
     dest = os.path.abspath(dest)
     parent, name = os.path.split(dest)
     if not name:
@@ -182,22 +182,6 @@ def shown_url(url: str) -> str:
             value = "***"
         pairs.append(f"{key}{eq}{value}")
     return shown(f"{base}?{'&'.join(pairs)}{hash_}{fragment}")
-
-
-def _headers(raw_headers: Sequence[str], token_file: str | None) -> dict[str, str]:
-    from initkit import redact, secretfile
-
-    result: dict[str, str] = {}
-    if token_file is not None:
-        result["Authorization"] = f"Bearer {secretfile.read(token_file, 'token file')}"
-    for raw in raw_headers:
-        name, sep, value = raw.partition(":")
-        if not sep or not name.strip():
-            raise BadInput(f"malformed --header {raw.split(':')[0]!r}...: expected 'Name: value'")
-        if _SECRET_HEADER.search(name):
-            redact.register(value.strip())
-        result[name.strip()] = value.strip()
-    return result
 
 
 def _check_dest(target: Target, extract: bool) -> None:

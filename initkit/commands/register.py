@@ -7,7 +7,6 @@ Replaces: curl -X POST http://$MANAGEMENT_SERVICE_HOST:$MANAGEMENT_SERVICE_PORT/
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 _KEY_NAMESPACE = uuid.UUID("6f1c3f6e-8d4c-5b0e-9a57-2f1d4c9e7a10")
 MAX_REQUEST_TIMEOUT = 30.0  # one attempt's limit, also when --timeout is 0
 # Headers whose values are credentials by name; their rendered values are redacted like a token file's.
-_SECRET_HEADER = re.compile(r"auth|token|key|secret|passw|cookie|session|credential", re.IGNORECASE)
 
 
 @click.command("register", epilog=EXIT_CODES_HELP)
@@ -108,7 +106,8 @@ def command(
     Example: initkit register 'http://mgmt/register' \\
                --data 'instance={{ pod.name }}&ip={{ pod.ip }}' --token-file /var/run/secrets/token
     """
-    from initkit import httpclient, redact, secretfile
+    from initkit import httpclient
+    from initkit.headers import parse as parse_headers
     from initkit.podfacts import PodFacts
     from initkit.templating import base_context, render_string
 
@@ -124,17 +123,7 @@ def command(
         httpclient.check_method(deregister_method)
     facts = PodFacts()
     context = base_context(facts)
-    common: dict[str, str] = {}
-    if token_file is not None:
-        common["Authorization"] = f"Bearer {secretfile.read(token_file, 'token file')}"
-    for raw in headers:
-        name, sep, value = raw.partition(":")
-        if not sep or not name.strip():
-            raise BadInput(f"malformed --header {raw.split(':')[0]!r}...: expected 'Name: value'")
-        rendered = render_string(value.strip(), context, f"--header {name.strip()}")
-        if _SECRET_HEADER.search(name):
-            redact.register(rendered)  # e.g. 'Authorization: Bearer {{ env.API_KEY }}': never print the value
-        common[name.strip()] = rendered
+    common = parse_headers(headers, token_file, lambda value, name: render_string(value, context, f"--header {name}"))
     register = _prepare(facts, context, method, url, data, json_body, common, "")
     deregister = None
     if deregister_method is not None:
