@@ -197,8 +197,10 @@ def _sidecar(
     place before the first request, so a signal just after the registration
     succeeded still deregisters; one during it stops initkit (128+N) as any job.
     """
+    import contextlib
+    import os
+    import select
     import signal
-    import time
 
     from initkit import signals
     from initkit.durations import format_duration
@@ -206,10 +208,18 @@ def _sidecar(
 
     received: list[int] = []
     registered = False
+    # Once registered, a signal is only noted and wakes the loop through this pipe: an exception
+    # raised inside a heartbeat's request could leave a lock of the HTTP stack held, and the
+    # deregistration would then hang on it until the kubelet's SIGKILL.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
 
     def on_signal(signum: int, frame: object) -> None:
         received.append(signum)
-        raise Stopped(signum)
+        if not registered:
+            raise Stopped(signum)  # during the registration: stopped as any job is (128+N)
+        with contextlib.suppress(OSError):
+            os.write(wake_w, b"\0")
 
     what = "deregister on SIGTERM" if deregister else "be stopped"
     beat = f", re-registering every {format_duration(heartbeat)}" if heartbeat else ""
@@ -219,7 +229,7 @@ def _sidecar(
         registered = True
         log.info(f"staying up to {what}{beat}")
         while not received:
-            time.sleep(heartbeat or 3600.0)
+            select.select([wake_r], [], [], heartbeat or 3600.0)
             if heartbeat and not received:
                 try:
                     # A heartbeat may use at most its interval, so beats never pile up.
@@ -233,6 +243,8 @@ def _sidecar(
         # From here on a second signal stops initkit at once (128+N), even mid-deregistration.
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        os.close(wake_r)
+        os.close(wake_w)
     stopped = Stopped(received[0] if received else signal.SIGTERM)
     if deregister is None:
         raise stopped
