@@ -41,14 +41,7 @@ if ! "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     echo "setup-docker: making $BASE_IMAGE with mmdebstrap"
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
-    mmdebstrap --quiet --variant=minbase \
-        --dpkgopt='path-exclude=/usr/share/man/*' \
-        --dpkgopt='path-exclude=/usr/share/doc/*' \
-        --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-        --dpkgopt='path-exclude=/usr/share/locale/*' \
-        --aptopt='Acquire::Languages "none"' \
-        --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
-        trixie "$work/rootfs.tar" "$DEBIAN_MIRROR"
+    DEBIAN_MIRROR=$DEBIAN_MIRROR bash "$(dirname "${BASH_SOURCE[0]}")"/debian-rootfs.sh amd64 "$work/rootfs.tar"
     "$DOCKER" import --change 'CMD ["bash"]' \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         "$work/rootfs.tar" "$BASE_IMAGE" >/dev/null

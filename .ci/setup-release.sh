@@ -49,15 +49,7 @@ if ! have "${RELEASE_BASE}-arm64"; then
     echo "setup-release: making ${RELEASE_BASE}-arm64 with mmdebstrap --arch=arm64 (a minute or two)"
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
-    # the same options as setup-docker.sh's amd64 base: only the architecture differs
-    mmdebstrap --quiet --arch=arm64 --variant=minbase \
-        --dpkgopt='path-exclude=/usr/share/man/*' \
-        --dpkgopt='path-exclude=/usr/share/doc/*' \
-        --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-        --dpkgopt='path-exclude=/usr/share/locale/*' \
-        --aptopt='Acquire::Languages "none"' \
-        --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
-        trixie "$work/rootfs.tar" "$DEBIAN_MIRROR"
+    DEBIAN_MIRROR=$DEBIAN_MIRROR bash "$(dirname "${BASH_SOURCE[0]}")"/debian-rootfs.sh arm64 "$work/rootfs.tar"
     podman import --quiet --arch arm64 --os linux \
         --change 'CMD ["bash"]' \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
