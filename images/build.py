@@ -193,6 +193,44 @@ def smoke(img: dict, image: str, ver: str) -> list[str]:
     return failures
 
 
+CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints.txt"
+
+
+def pinned_versions() -> dict[str, str]:
+    """constraints.txt's `name==version` lines: what the test venv installs."""
+    pins = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        name, sep, ver = line.split("#", 1)[0].strip().partition("==")
+        if sep:
+            pins[name] = ver
+    return pins
+
+
+def check_versions(image: str) -> list[str]:
+    """The image's Python libraries against constraints.txt: a test venv on other versions proves nothing."""
+    pins = pinned_versions()
+    script = (
+        "import importlib.metadata as m, json, sys\n"
+        "out = {}\n"
+        "for name in sys.argv[1:]:\n"
+        "    try: out[name] = m.version(name)\n"
+        "    except m.PackageNotFoundError: out[name] = None\n"
+        "print(json.dumps(out))"
+    )
+    p = subprocess.run(
+        [docker_cmd(), "run", "--rm", "--read-only", "--network", "none", "--entrypoint", "/usr/bin/python3",
+         image, "-c", script, *pins],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if p.returncode != 0:
+        return [f"{image}: cannot read its library versions: {p.stderr[-400:]}"]
+    shipped = json.loads(p.stdout)
+    # The slim image leaves some libraries out (absent is fine); a present one must match the pin.
+    wrong = {n: (v, pins[n]) for n, v in shipped.items() if v is not None and v != pins[n]}
+    print(f"versions: {'ok  ' if not wrong else 'FAIL'} {image} against constraints.txt", flush=True)
+    return [f"{image} ships {n} {v}, constraints.txt pins {want}" for n, (v, want) in wrong.items()]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="Build the initkit images from images/images.toml")
     ap.add_argument("--only", action="append", help="build only this image (repeatable)")
@@ -228,6 +266,7 @@ def main() -> int:
         image = tags(img, ver)[0]
         if not args.no_smoke:
             failures += smoke(img, image, ver)
+            failures += check_versions(image)
         gz, raw = compressed_size(image), uncompressed_size(image)
         budget = int(img["budget_mb"] * 1_000_000)
         status = "ok" if gz <= budget else "OVER BUDGET"
