@@ -1,22 +1,23 @@
-# initkit: the two front-door commands are `make demo` and `make test` (see README.md).
+# initkit: the front-door commands are `make demo`, `make test` and `make check` (see README.md).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test setup images release lint bench bench-jobs bench-images clean
+.PHONY: demo test check setup images release lint bench bench-jobs bench-images clean
 
-$(VENV)/.runtime: pyproject.toml
+# constraints.txt: the library versions the images ship (Debian trixie's), for the venv too.
+$(VENV)/.runtime: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -c constraints.txt -e .
 	touch $@
 
 $(VENV)/.test: pyproject.toml $(VENV)/.runtime
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
 # The release tools (CycloneDX library, python-debian, build, twine) in the same venv.
 $(VENV)/.release: images/requirements-release.txt $(VENV)/.runtime
-	$(PY) -m pip install -q -r images/requirements-release.txt
+	$(PY) -m pip install -q -c constraints.txt -r images/requirements-release.txt
 	touch $@
 
 # The seed's scenario end to end against local servers the demo starts itself:
@@ -30,6 +31,14 @@ test: setup $(VENV)/.test $(VENV)/.release images
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	CI=$${CI:-true} $(PY) -m pytest --cov=initkit --cov-report=term-missing:skip-covered -p no:cacheprovider
+
+# The edit-test loop: lint, then every test that needs no root, no container engine and no
+# release tools (unit tests, real servers on loopback, helm renders). Under 2 minutes.
+CHECK_MARKERS := not docker and not podman and not release and not root
+check: $(VENV)/.test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q -p no:cacheprovider -m "$(CHECK_MARKERS)"
 
 setup:
 	bash .ci/setup.sh
@@ -54,12 +63,13 @@ lint: $(VENV)/.test
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint Dockerfiles/Dockerfile
 
-bench: $(VENV)/.runtime
+# bench/ starts the same loopback servers as the tests (tests/servers.py): the test venv.
+bench: $(VENV)/.test
 	$(PY) bench/bench_cli.py
 
 # Root: permissions on a 100,000-file tmpfs tree against chown -R + chmod -R; fetch --extract
 # against wget/curl | tar xz, each side by side in one run.
-bench-jobs: $(VENV)/.runtime
+bench-jobs: $(VENV)/.test
 	$(PY) bench/bench_permissions.py
 	$(PY) bench/bench_fetch.py
 

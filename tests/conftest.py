@@ -140,3 +140,93 @@ def run_proc() -> object:
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+# --- skips: one policy ------------------------------------------------------------------------
+# Outside CI a missing tool or server skips the tests that need it, with the fix in the reason.
+# Under CI=true every skip is a failure (`pytest_runtest_makereport` below), so a suite that
+# lost a tool cannot pass silently. Tests ask for what they need through `require` (or the
+# module-level `requirement` helpers), never through their own skip logic.
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+MARKERS = {
+    "docker": "needs a Docker engine and the initkit images (make images)",
+    "podman": "needs podman (kube play) besides Docker",
+    "release": "runs `make release` against a local registry (buildah, qemu)",
+    "helm": "runs the helm binaries from .ci/setup-helm.sh",
+    "root": "needs root: mounts, chown to other uids, unshare",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, help_ in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {help_}")
+
+
+# Tests that mount file systems, chown to other uids or unshare, by module or by fixture:
+# marked `root` here rather than in each file, so `make check` can leave them out.
+ROOT_MODULES = {"tests/commands/test_permissions.py", "tests/security/test_permissions.py"}
+ROOT_FIXTURES = {"small_disk", "own_network"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = Path(str(item.fspath)).relative_to(ROOT).as_posix()
+        if module in ROOT_MODULES or ROOT_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.root)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true (every skip is a failure in CI): {reason}"
+
+
+def missing(what: str, fix: str) -> None:
+    """Skip (outside CI) or fail (CI=true) because WHAT is missing; FIX says how to get it."""
+    if IN_CI:
+        pytest.fail(f"{what} (CI=true: {fix})", pytrace=False)
+    pytest.skip(f"{what}; {fix}")
+
+
+class Require:
+    """`require.tool("setpriv", "apt-get install util-linux")`, `require.root()`, `require.module("trustme")`."""
+
+    def tool(self, name: str, fix: str) -> str:
+        import shutil
+
+        path = shutil.which(name)
+        if path is None:
+            missing(f"{name} is not installed", fix)
+        return path  # type: ignore[return-value]
+
+    def root(self, why: str = "mounts and chown") -> None:
+        if os.geteuid() != 0:
+            missing(f"needs root ({why})", "run as root")
+
+    def module(self, name: str, fix: str = "make .venv/.test") -> object:
+        import importlib
+
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            missing(f"Python module {name} is not installed", fix)
+            raise  # not reached: missing() raises
+
+    def path(self, path: str, fix: str) -> str:
+        if not os.path.exists(path):
+            missing(f"{path} does not exist", fix)
+        return path
+
+
+@pytest.fixture(scope="session")
+def require() -> Require:
+    return Require()
+
+
+requirement = Require()  # the same checks, for module-level and helper code

@@ -28,6 +28,8 @@ from urllib.parse import unquote
 
 import pytest
 
+from tests.conftest import missing
+
 USERNAME = "alice"
 PASSWORD = "pw-Zq8-very-secret-77"
 
@@ -396,7 +398,7 @@ def git_http(git_repos: Repos) -> Iterator[GitHTTPServer]:
 @pytest.fixture(scope="session")
 def git_sshd(git_repos: Repos, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
     if not shutil.which("sshd") and not Path("/usr/sbin/sshd").exists():
-        pytest.skip("sshd is not installed (Debian: openssh-server)")
+        missing("sshd is not installed", "apt-get install openssh-server (.ci/setup.sh)")
     server = start_sshd(git_repos.root, tmp_path_factory.mktemp("sshd"))
     yield server
     _stop(server.proc)

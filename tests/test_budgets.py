@@ -6,15 +6,18 @@ server and a git daemon. Run in the venv, as CI does, so the figures are the one
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from tests import budgets
+from tests.conftest import requirement
 from tests.servers import DnsServer
 
-pytestmark = pytest.mark.skipif(not os.path.exists(budgets.GNU_TIME), reason="GNU time is not installed")
+
+@pytest.fixture(autouse=True, scope="module")
+def _gnu_time() -> None:
+    requirement.path(budgets.GNU_TIME, "apt-get install time")
 
 
 @pytest.fixture(scope="module")

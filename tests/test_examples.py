@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import requirement
+
 ROOT = Path(__file__).resolve().parent.parent
 POD = ROOT / "examples" / "myapp.yaml"
 
@@ -15,7 +17,7 @@ def test_readme_shows_the_example_pod_verbatim():
 
 @pytest.mark.parametrize("version", ["1.30.0", "1.37.0"])
 def test_example_pod_is_valid(version):
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    kubernetes_validate = requirement.module("kubernetes_validate")
     kubernetes_validate.validate(yaml.safe_load(POD.read_text()), version, strict=True)
 
 

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from initkit.modes import ModeError, format_mode, parse
 
 CHMOD = shutil.which("chmod")
-pytestmark = pytest.mark.skipif(CHMOD is None, reason="needs chmod")
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 who = st.text(alphabet="ugoa", max_size=3)

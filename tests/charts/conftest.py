@@ -18,17 +18,14 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import conftest
+
 ROOT = Path(__file__).resolve().parents[2]
 CHARTS = ROOT / "charts"
 LIBRARY = CHARTS / "initkit"
 EXAMPLE = CHARTS / "initkit-example"
 HELMS = {"helm3": "v3.19.", "helm4": "v4.1."}
 KUBE_VERSIONS = ("1.30.0", "1.37.0")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "helm: runs the helm binaries from .ci/setup-helm.sh")
-    config.addinivalue_line("markers", "podman: plays a rendered chart with podman kube play")
 
 
 class HelmFailed(Exception):
@@ -115,9 +112,7 @@ def find_tool(env: str, relative: str) -> Path | None:
 
 
 def missing(reason: str, fix: str = "run .ci/setup-helm.sh") -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: {fix} first)", pytrace=False)
-    pytest.skip(f"{reason}; {fix} to get it")
+    conftest.missing(reason, fix)
 
 
 def copy_charts(dest: Path) -> None:

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import initkit_command
+from tests.conftest import initkit_command, missing
 
 OLD_MTIME = 1_000_000_000  # 2001: clearly not "now"
 
@@ -719,7 +719,7 @@ def small_disk(tmp_path):
         text=True,
     )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs (needs root): {done.stderr.strip()}")
+        missing(f"cannot mount a tmpfs: {done.stderr.strip()}", "run as root")
     try:
         yield mount_point
     finally:

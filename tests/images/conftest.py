@@ -15,12 +15,6 @@ import pytest
 from tests.images import harness
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "docker: needs a Docker engine and the initkit images (make images)")
-    config.addinivalue_line("markers", "podman: needs podman (kube play) besides Docker")
-    config.addinivalue_line("markers", "release: runs `make release` against a local registry (buildah, qemu)")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:

@@ -38,8 +38,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from tests.servers import DnsServer
 
 IMAGE = os.environ.get("INITKIT_IMAGE", "initkit:dev")
@@ -76,9 +74,7 @@ def require_engine(images: tuple[str, ...] = (IMAGE, IMAGE_SLIM, BASE_IMAGE)) ->
         if missing:
             problem = f"images missing: {missing} (run make images)"
     if problem:
-        if IN_CI:
-            pytest.fail(problem)
-        pytest.skip(problem)
+        missing(problem, "run .ci/setup-docker.sh and make images")
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -8,12 +8,12 @@ machine (see harness.PodmanSandbox).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.charts.podman_sandbox import PodmanSandbox
+from tests.conftest import requirement
 from tests.images.harness import BASE_IMAGE, IMAGE
 
 pytestmark = pytest.mark.podman
@@ -67,12 +67,8 @@ spec:
 
 
 def need_podman() -> None:
-    import os
-
-    if not shutil.which("podman") or not shutil.which("nsenter"):
-        if os.environ.get("CI"):
-            pytest.fail("podman missing (run .ci/setup-docker.sh)")
-        pytest.skip("podman missing")
+    requirement.tool("podman", "run .ci/setup-docker.sh")
+    requirement.tool("nsenter", "apt-get install util-linux")
 
 
 def events_for(pm: PodmanSandbox, pod_prefix: str) -> list[tuple[str, str, str]]:

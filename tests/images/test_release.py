@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import conftest
+from tests.conftest import requirement
 from tests.images import harness
 from tests.images.harness import docker
 from tests.images.test_packages import exported, status_entries
@@ -63,9 +65,8 @@ def need_tools() -> None:
     if not Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists():
         missing.append("qemu-aarch64 in binfmt_misc")
     if missing:
-        msg = f"release tools missing: {missing} (run .ci/setup-release.sh)"
-        pytest.fail(msg) if harness.IN_CI else pytest.skip(msg)
-    pytest.importorskip("cyclonedx", reason="make test installs images/requirements-release.txt")
+        conftest.missing(f"release tools missing: {missing}", "run .ci/setup-release.sh")
+    requirement.module("cyclonedx", "make test installs images/requirements-release.txt")
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import requirement
 from tests.images.harness import IMAGE, IMAGE_SLIM, docker, docker_bin
 from tests.images.test_packages import exported, status_entries
 
@@ -35,7 +36,7 @@ def check_sbom(doc: dict, status: dict[str, dict[str, str]], version: str, label
 
 @pytest.mark.parametrize("image", [IMAGE, IMAGE_SLIM])
 def test_sbom_of_a_local_image(engine, image, tmp_path):
-    pytest.importorskip("cyclonedx", reason="make test installs images/requirements-release.txt")
+    requirement.module("cyclonedx", "make test installs images/requirements-release.txt")
     cid = docker("create", image).stdout.strip()
     try:
         with (tmp_path / "rootfs.tar").open("wb") as f:

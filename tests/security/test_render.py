@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import initkit_command
+from tests.conftest import initkit_command, requirement
 
 
 def write(path, text):
@@ -82,8 +82,7 @@ def run_measured(tmp_path, *args, timeout=60):
 
     GNU time measures the peak: the rusage of a child forked from pytest itself would
     count pytest's own memory (Linux keeps the high-water mark across fork and exec)."""
-    if not os.path.exists("/usr/bin/time"):
-        pytest.skip("needs GNU time (Debian package time) to measure peak memory")
+    requirement.path("/usr/bin/time", "apt-get install time (GNU time measures peak memory)")
     rss_path = tmp_path / "rss.txt"
     started = time.monotonic()
     proc = subprocess.run(

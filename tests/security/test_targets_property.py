@@ -7,7 +7,6 @@ random target holds, no query can reach the host's resolver or leave the machine
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
@@ -17,7 +16,7 @@ from hypothesis import strategies as st
 from initkit.errors import BadInput
 from initkit.probes import parse
 from initkit.probes.dns import parse_server
-from tests.conftest import initkit_command
+from tests.conftest import initkit_command, missing, requirement
 
 # Beginnings that reach deep into each parser, followed by anything.
 PREFIXES = [
@@ -75,16 +74,18 @@ def test_any_dns_server_is_an_address_or_one_line_of_bad_input(text):
 ARGV_TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=40)
 
 
-def _can_unshare_the_network() -> bool:
-    if not shutil.which("unshare"):
-        return False
-    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+@pytest.fixture(scope="module")
+def own_network() -> None:
+    """Random names must stay off the network: each run gets a network namespace of its own."""
+    requirement.tool("unshare", "apt-get install util-linux")
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        missing("unshare -n is refused", "run as root")
 
 
-@pytest.mark.skipif(not _can_unshare_the_network(), reason="needs unshare -n (root): random names stay off the network")
+@pytest.mark.root
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(target=st.one_of(st.builds(str.__add__, st.sampled_from(PREFIXES), ARGV_TEXT), ARGV_TEXT))
-def test_the_cli_ends_any_target_with_exit_0_1_or_2_and_one_line(target):
+def test_the_cli_ends_any_target_with_exit_0_1_or_2_and_one_line(own_network, target):
     proc = subprocess.run(
         ["unshare", "-n", *initkit_command("--quiet", "wait-for", target, "--timeout", "1ms")],
         capture_output=True,
