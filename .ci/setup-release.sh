@@ -16,10 +16,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DOCKER=/usr/bin/docker
 RELEASE_BASE=${RELEASE_BASE:-localhost/initkit-base:trixie-slim}
 DOCKER_BASE=${BASE_IMAGE:-debian:trixie-slim}
-DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 need=()
-for pkg in buildah skopeo docker-registry qemu-user-static mmdebstrap arch-test; do
+# containernetworking-plugins: buildah (CNI) runs RUN steps on a bridge network
+for pkg in buildah skopeo docker-registry qemu-user-static mmdebstrap arch-test containernetworking-plugins; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -49,7 +49,7 @@ if ! have "${RELEASE_BASE}-arm64"; then
     echo "setup-release: making ${RELEASE_BASE}-arm64 with mmdebstrap --arch=arm64 (a minute or two)"
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
-    DEBIAN_MIRROR=$DEBIAN_MIRROR bash "$(dirname "${BASH_SOURCE[0]}")"/debian-rootfs.sh arm64 "$work/rootfs.tar"
+    bash "$(dirname "${BASH_SOURCE[0]}")"/debian-rootfs.sh arm64 "$work/rootfs.tar"
     podman import --quiet --arch arm64 --os linux \
         --change 'CMD ["bash"]' \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
