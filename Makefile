@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test check setup images release lint bench bench-jobs bench-images clean
+.PHONY: demo test check docs setup images release lint bench bench-jobs bench-images clean
 
 # constraints.txt: the library versions the images ship (Debian trixie's), for the venv too.
 $(VENV)/.runtime: pyproject.toml constraints.txt
@@ -39,6 +39,10 @@ check: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q -p no:cacheprovider -m "$(CHECK_MARKERS)"
+
+# Regenerate the README's CLI reference from the code (checked by tests/test_docs.py).
+docs: $(VENV)/.test
+	$(VENV)/bin/cog -r README.md
 
 setup:
 	bash .ci/setup.sh
