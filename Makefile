@@ -40,9 +40,13 @@ check: $(VENV)/.test
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q -p no:cacheprovider -m "$(CHECK_MARKERS)"
 
-# Regenerate the README's CLI reference from the code (checked by tests/test_docs.py).
+# Regenerate what is generated from the code: the README's CLI reference (cog; checked by
+# tests/test_docs.py), the library chart's schema and its README's parameter tables
+# (checked by tests/charts/test_schema.py and test_readme.py).
 docs: $(VENV)/.test
 	$(VENV)/bin/cog -r README.md
+	$(PY) charts/values_schema.py > charts/initkit/values.schema.json
+	.ci/bin/readme-generator/node_modules/.bin/readme-generator --values charts/initkit/values.yaml --readme charts/initkit/README.md
 
 setup:
 	bash .ci/setup.sh

@@ -1,9 +1,9 @@
-"""The source of charts/initkit/values.schema.json (test_values_schema checks they agree).
+"""The source of charts/initkit/values.schema.json (tests/charts/test_schema.py checks they agree).
 
 The schema closes every object, down to the Kubernetes definitions the values embed, so a
 typo at any level fails `helm template`. Regenerate after a change:
 
-    .venv/bin/python -m tests.charts.values_schema > charts/initkit/values.schema.json
+    make docs     # or: python3 charts/values_schema.py > charts/initkit/values.schema.json
 """
 
 from __future__ import annotations
