@@ -230,3 +230,40 @@ def require() -> Require:
 
 
 requirement = Require()  # the same checks, for module-level and helper code
+
+
+# --- waiting for events, not for time ---------------------------------------------------------
+
+
+def wait_until(predicate: object, timeout: float = 10.0, what: str = "condition") -> object:
+    """Poll PREDICATE (a cheap check of an event: a file, a /proc field, a socket) until it is true."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()  # type: ignore[operator]
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def handles_signal(pid: int, signum: int) -> bool:
+    """Whether process PID has installed a handler for SIGNUM (the kernel's SigCgt mask)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    caught = next(int(line.split()[1], 16) for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(caught & (1 << (signum - 1)))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time PID has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_handler(pid: int, signum: int = 15, timeout: float = 30.0) -> None:
+    """Until PID's SIGNUM handler is in place: the moment a signal test may send it."""
+    wait_until(lambda: handles_signal(pid, signum), timeout, f"pid {pid} to handle signal {signum}")

@@ -2,7 +2,7 @@ import signal
 import subprocess
 import time
 
-from tests.conftest import initkit_command
+from tests.conftest import initkit_command, wait_for_handler
 
 
 def test_sleep_waits_for_the_duration(run_cli):
@@ -26,7 +26,7 @@ def test_malformed_duration_is_bad_input(run_cli):
 
 def test_sigterm_stops_sleep_at_once_with_143():
     proc = subprocess.Popen(initkit_command("sleep", "1h"), stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    wait_for_handler(proc.pid, signal.SIGTERM)
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(timeout=5)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import wait_for_handler
 from tests.images.harness import BASE_IMAGE, IMAGE, IMAGE_SLIM, docker
 
 OFFLINE = [
@@ -60,7 +62,8 @@ def test_sigterm_during_wait_for_stops_at_once(engine, image):
         "wait-for", "file:/nonexistent", "--timeout", "5m", "--interval", "100ms",
     )  # fmt: skip
     try:
-        time.sleep(1.5)  # let the CLI start and install its handlers
+        pid = int(docker("inspect", "-f", "{{.State.Pid}}", name).stdout.strip())
+        wait_for_handler(pid, signal.SIGTERM)  # the CLI is up and handles SIGTERM
         assert docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true"
         t0 = time.monotonic()
         docker("kill", "-s", "TERM", name)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import initkit_command, requirement
+from tests.conftest import cpu_seconds, initkit_command, requirement, wait_for_handler, wait_until
 
 
 def write(path, text):
@@ -210,7 +210,9 @@ def test_sigterm_during_a_heavy_render_exits_143_within_a_second(tmp_path, templ
     # deadlock the exit (initkit.signals then ends the process after CLEANUP_LIMIT).
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COVERAGE_", "COV_CORE_"))}
     proc = subprocess.Popen(initkit_command("render", path, "out.txt"), stderr=subprocess.PIPE, text=True, env=env)
-    time.sleep(1.5)  # well into the loops: the interpreter starts in a fraction of that
+    wait_for_handler(proc.pid, signal.SIGTERM)
+    started = cpu_seconds(proc.pid)  # then well into the loops: a second of CPU past start-up
+    wait_until(lambda: cpu_seconds(proc.pid) > started + 1.0 or proc.poll() is not None, 30, "a second of rendering")
     assert proc.poll() is None, proc.stderr.read()
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
