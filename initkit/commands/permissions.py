@@ -17,8 +17,10 @@ follows a symlink that a swapped directory puts in its way. This walk:
   the directory it came from (one moved while it was walked stops the walk,
   exit 1); each level keeps its name and inode, not a path, so a tree deeper
   than PATH_MAX takes neither more memory nor more descriptors;
-- skips `lost+found` at the top of each PATH and every entry on another file
-  system (a mount point, a subPath file): list a mount as its own PATH;
+- skips `lost+found` at the top of each PATH, every entry on another file
+  system (a subPath file, a volume), and every mount point the mount table
+  lists below PATH, so a bind mount of the same disk too (emptyDir, hostPath
+  share the node's): list a mount as its own PATH;
 - changes a directory after its content, so a mode that takes away root's search
   permission (o-rwx) cannot stop the walk half-way;
 - needs CAP_CHOWN (chown) and CAP_FOWNER (chmod of files root does not own) and
@@ -39,7 +41,7 @@ from typing import Any
 
 import click
 
-from initkit import log
+from initkit import log, mounts
 from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
 from initkit.modes import ModeError, ModeSpec, parse
 from initkit.params import option
@@ -126,8 +128,8 @@ def command(paths: tuple[str, ...], owner: Owner | None, mode: ModeSpec | None) 
     """Give every entry under each PATH the owner and mode wanted, changing only what differs.
 
     Symlinks are never followed (they are lchown'ed, never chmod'ed);
-    `lost+found` at the top of a PATH and anything on another file system are
-    skipped. X in a mode means execute for directories and for files someone can
+    `lost+found` at the top of a PATH, mount points and anything on another
+    file system are skipped. X in a mode means execute for directories and for files someone can
     already execute, as with chmod. Needs CAP_CHOWN and CAP_FOWNER (and
     CAP_DAC_READ_SEARCH for directories that others cannot read and search).
 
@@ -190,6 +192,7 @@ class _Walker:
         self._path = ""
         self._levels: list[_Level] = []
         self._dev = 0  # PATH's file system: entries on another are skipped
+        self._mounts: frozenset[tuple[int, int]] = frozenset()  # roots of the mounts below PATH
 
     def run(self, path: str) -> _Counts:
         self.counts = _Counts()
@@ -231,6 +234,7 @@ class _Walker:
         try:
             st = os.fstat(fd)
             self._dev = st.st_dev
+            self._mounts = self._mounts_below(fd, path)
             self._levels = [_Level(path, st.st_ino)]
             self._list(fd)
             while True:
@@ -262,6 +266,15 @@ class _Walker:
             os.close(fd)
             self._levels = []
 
+    def _mounts_below(self, fd: int, path: str) -> frozenset[tuple[int, int]]:
+        try:
+            return mounts.roots_below(fd)
+        except OSError as exc:
+            raise JobFailed(
+                f"cannot read the mount table {mounts.MOUNTINFO} ({exc.strerror or exc}): "
+                f"it is needed to skip the mounts inside {_show(path)}; mount /proc"
+            ) from None
+
     def _list(self, fd: int) -> None:
         """Fix every entry of the directory but its subdirectories, which are noted to walk next."""
         try:
@@ -273,7 +286,7 @@ class _Walker:
         # For the fast path below: on a re-run nearly every entry is already right.
         want_uid = self.owner.uid if self.owner is not None else None
         want_gid = self.owner.gid if self.owner is not None else None
-        spec, file_modes, dev = self.mode, self._file_modes, self._dev
+        spec, file_modes, dev, roots = self.mode, self._file_modes, self._dev, self._mounts
         with entries:
             while True:
                 try:
@@ -291,6 +304,10 @@ class _Walker:
                 mode = st.st_mode
                 if st.st_dev != dev:
                     self._skip(entry.name, "on another file system")
+                elif roots and (dev, st.st_ino) in roots and entry.inode() != st.st_ino:
+                    # The directory's own entry names the inode the mount covers; a lookup
+                    # crosses into the mount. The mount's source, if it is inside PATH, is walked.
+                    self._skip(entry.name, "a mount point")
                 elif stat.S_ISDIR(mode):
                     if top and entry.name == _SKIPPED_AT_TOP:
                         log.debug(f"skipped {_show(self._display(entry.name))}")

@@ -158,6 +158,65 @@ def test_a_tree_deeper_than_path_max_is_walked_in_flat_memory_with_64_descriptor
     assert peak_mib < 60, f"peak RSS {peak_mib:.0f} MiB"
 
 
+# --- 13: bind mounts of the same file system inside PATH ---------------------------------------------------
+
+
+def test_a_bind_mount_of_the_same_file_system_inside_path_is_skipped(volume, run_cli):
+    # The node's disk holds both the volume and whatever the bind mount shows (emptyDir, hostPath):
+    # st_dev is the same, so only the mount table tells them apart.
+    elsewhere = _dir(volume / "elsewhere", 0o700, uid=0)
+    secret = _file(elsewhere / "secret", 0o600, uid=0)
+    data = _dir(volume / "data")
+    _file(data / "app.db")
+    point = _dir(data / "a mount\tpoint\n\\x", 0o755)  # mountinfo escapes these: \040 \011 \012 \134
+    _mount("--bind", str(elsewhere), str(point))
+    assert os.stat(point).st_dev == os.stat(data).st_dev
+    before = {p: _ids(p) for p in (point, point / "secret", secret)}
+
+    result = run_cli("permissions", str(data), "--owner", f"{APP}:{APP}", "--mode", "g+rwX")
+
+    assert result.code == 0, result.stderr
+    assert {p: _ids(p) for p in before} == before
+    assert _ids(data / "app.db") == (APP, APP, 0o660)
+    assert _ids(data) == (APP, APP, 0o775)
+    shown = repr(str(point))[1:-1]  # on one line
+    assert result.lines == [
+        f"initkit permissions: skipped {shown}: a mount point (give a mount as its own PATH)",
+        f"initkit permissions: {data}: 2 entries checked, 2 changed (2 owner, 2 mode)",
+    ]
+
+
+def test_a_file_bind_mounted_from_the_same_file_system_is_skipped(volume, run_cli):
+    secret = _file(volume / "node-secret", 0o600, uid=0)
+    data = _dir(volume / "data")
+    target = _file(data / "config", 0o644)
+    _mount("--bind", str(secret), str(target))
+
+    result = run_cli("permissions", str(data), "--owner", f"{APP}:{APP}", "--mode", "a+rwX")
+
+    assert result.code == 0, result.stderr
+    assert _ids(secret) == (0, 0, 0o600)
+    assert result.lines[0] == f"initkit permissions: skipped {target}: a mount point (give a mount as its own PATH)"
+
+
+def test_the_source_of_a_bind_mount_inside_path_is_still_walked(volume, run_cli):
+    # The mount's root is the very inode of its source: the mount point is skipped, the source is not.
+    data = _dir(volume / "data")
+    source = _dir(data / "source", 0o700)
+    inner = _file(source / "inner", 0o600)
+    point = _dir(data / "view")
+    _mount("--bind", str(source), str(point))
+
+    result = run_cli("permissions", str(data), "--owner", f"{APP}:{APP}")
+
+    assert result.code == 0, result.stderr
+    assert _ids(inner)[:2] == (APP, APP)
+    assert result.lines == [
+        f"initkit permissions: skipped {point}: a mount point (give a mount as its own PATH)",
+        f"initkit permissions: {data}: 3 entries checked, 3 changed (3 owner, 0 mode)",
+    ]
+
+
 # --- 10: climbing back out of a directory moved while the walk was inside it ------------------------------
 
 
