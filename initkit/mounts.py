@@ -26,7 +26,7 @@ def unescape(field: bytes) -> bytes:
 def mount_points(table: bytes) -> list[bytes]:
     """The mount point (the fifth field) of every line of a mountinfo table."""
     points = []
-    for line in table.splitlines():
+    for line in table.split(b"\n"):  # not splitlines: the kernel leaves a \r in a name as it is
         fields = line.split(b" ")
         if len(fields) > 4:
             points.append(unescape(fields[4]))

@@ -168,7 +168,8 @@ def test_a_bind_mount_of_the_same_file_system_inside_path_is_skipped(volume, run
     secret = _file(elsewhere / "secret", 0o600, uid=0)
     data = _dir(volume / "data")
     _file(data / "app.db")
-    point = _dir(data / "a mount\tpoint\n\\x", 0o755)  # mountinfo escapes these: \040 \011 \012 \134
+    # mountinfo escapes a space, tab, newline and backslash (\040 \011 \012 \134), not a carriage return.
+    point = _dir(data / "a mount\tpoint\n\\x\ry", 0o755)
     _mount("--bind", str(elsewhere), str(point))
     assert os.stat(point).st_dev == os.stat(data).st_dev
     before = {p: _ids(p) for p in (point, point / "secret", secret)}
