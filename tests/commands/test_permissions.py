@@ -42,8 +42,8 @@ def volume() -> Iterator[Path]:
     base.chmod(0o755)
     vol = base / "data"
     vol.mkdir()
-    _mount_tmpfs(vol)
     try:
+        _mount_tmpfs(vol)
         yield vol
     finally:
         for mount in sorted((m for m in _mounts() if m.startswith(str(base))), key=len, reverse=True):
