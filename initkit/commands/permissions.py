@@ -12,8 +12,15 @@ follows a symlink that a swapped directory puts in its way. This walk:
   `chown -R` does and never chmod'ed (Linux cannot chmod a link itself), and
   other entries are chmod'ed through an O_PATH|O_NOFOLLOW descriptor checked to
   be the inode that was listed;
-- skips `lost+found` at the top of each PATH and every entry on another file
-  system (a mount point, a subPath file): list a mount as its own PATH;
+- holds one directory open, whatever the depth: it goes down by opening a
+  child relative to it and closing it, and back up through `..`, which must be
+  the directory it came from (one moved while it was walked stops the walk,
+  exit 1); each level keeps its name and inode, not a path, so a tree deeper
+  than PATH_MAX takes neither more memory nor more descriptors;
+- skips `lost+found` at the top of each PATH, every entry on another file
+  system (a subPath file, a volume), and every mount point the mount table
+  lists below PATH, so a bind mount of the same disk too (emptyDir, hostPath
+  share the node's): list a mount as its own PATH;
 - changes a directory after its content, so a mode that takes away root's search
   permission (o-rwx) cannot stop the walk half-way;
 - needs CAP_CHOWN (chown) and CAP_FOWNER (chmod of files root does not own) and
@@ -29,13 +36,12 @@ import errno
 import os
 import stat
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
-from initkit import log
+from initkit import log, mounts
 from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
 from initkit.modes import ModeError, ModeSpec, parse
 from initkit.params import option
@@ -45,6 +51,7 @@ _PROGRESS_EVERY = 10.0  # seconds between progress lines on a large tree
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _SKIPPED_AT_TOP = "lost+found"
+_MAX_SHOWN = 4096  # PATH_MAX: a message names a deeper entry by PATH and its last levels
 
 
 @dataclass(frozen=True)
@@ -121,8 +128,8 @@ def command(paths: tuple[str, ...], owner: Owner | None, mode: ModeSpec | None) 
     """Give every entry under each PATH the owner and mode wanted, changing only what differs.
 
     Symlinks are never followed (they are lchown'ed, never chmod'ed);
-    `lost+found` at the top of a PATH and anything on another file system are
-    skipped. X in a mode means execute for directories and for files someone can
+    `lost+found` at the top of a PATH, mount points and anything on another
+    file system are skipped. X in a mode means execute for directories and for files someone can
     already execute, as with chmod. Needs CAP_CHOWN and CAP_FOWNER (and
     CAP_DAC_READ_SEARCH for directories that others cannot read and search).
 
@@ -160,24 +167,16 @@ class _Counts:
     skipped: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Frame:
-    """A directory being walked: its descriptor stays open until its content is done."""
+@dataclass(slots=True)
+class _Level:
+    """A directory on the way down from PATH. Only the deepest one's descriptor is open, and
+    each level keeps no path: a tree deeper than PATH_MAX is walked in memory and descriptors
+    that do not grow with its depth."""
 
-    fd: int
-    display: str
-    entries: Iterator[os.DirEntry[str]]
-    top: bool
-    prefix: str = field(init=False)  # display + "/", to name entries
-
-    def __post_init__(self) -> None:
-        self.prefix = self.display if self.display.endswith("/") else self.display + "/"
-
-    def close(self) -> None:
-        close = getattr(self.entries, "close", None)
-        if close is not None:
-            close()
-        os.close(self.fd)
+    name: str  # relative to the level above; PATH itself for the first
+    ino: int  # checked when climbing back into it through `..`
+    # (name, inode) of the subdirectories still to walk, the next one last.
+    todo: list[tuple[str, int]] = field(default_factory=list)
 
 
 class _Walker:
@@ -191,6 +190,9 @@ class _Walker:
         self._dir_modes: dict[int, int] = {}
         self._next_progress = 0.0
         self._path = ""
+        self._levels: list[_Level] = []
+        self._dev = 0  # PATH's file system: entries on another are skipped
+        self._mounts: frozenset[tuple[int, int]] = frozenset()  # roots of the mounts below PATH
 
     def run(self, path: str) -> _Counts:
         self.counts = _Counts()
@@ -214,126 +216,186 @@ class _Walker:
                 parent_fd = os.open(parent or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             except OSError as exc:
                 raise _failure("open directory", parent or ".", exc) from None
+            self._levels = [_Level(parent, 0)] if parent else []
             try:
-                self._fix_entry(parent_fd, name, st, path)
+                self._fix_entry(parent_fd, name, st)
             finally:
                 os.close(parent_fd)
+                self._levels = []
         return self.counts
 
     def _walk(self, path: str) -> None:
+        """Depth first, holding one directory open: down by opening a child relative to it, back
+        up through `..`, checked to be the directory that was left."""
         try:
-            top_fd = os.open(path, _DIR_FLAGS)
+            fd = os.open(path, _DIR_FLAGS)
         except OSError as exc:
             raise _failure("open directory", path, exc) from None
-        stack: list[_Frame] = []
         try:
-            top_dev = os.fstat(top_fd).st_dev
-            stack.append(_Frame(top_fd, path, self._list(top_fd, path), top=True))
-        except BaseException:
-            os.close(top_fd)
-            raise
+            st = os.fstat(fd)
+            self._dev = st.st_dev
+            self._mounts = self._mounts_below(fd, path)
+            self._levels = [_Level(path, st.st_ino)]
+            self._list(fd)
+            while True:
+                level = self._levels[-1]
+                if level.todo:
+                    name, ino = level.todo.pop()
+                    child = self._open_dir(fd, name, ino)
+                    if child is not None:
+                        os.close(fd)
+                        fd = child
+                        self._levels.append(_Level(name, ino))
+                        self._list(fd)
+                    continue
+                # Content first, then the directory: a mode taking away search rights comes last,
+                # so `..` is opened before it, while this directory can still be searched.
+                up = self._climb(fd, self._levels[-2].ino) if len(self._levels) > 1 else None
+                try:
+                    self._fix_dir(fd)
+                except BaseException:
+                    if up is not None:
+                        os.close(up)
+                    raise
+                if up is None:
+                    return
+                os.close(fd)
+                fd = up
+                self._levels.pop()
+        finally:
+            os.close(fd)
+            self._levels = []
+
+    def _mounts_below(self, fd: int, path: str) -> frozenset[tuple[int, int]]:
+        try:
+            return mounts.roots_below(fd)
+        except OSError as exc:
+            raise JobFailed(
+                f"cannot read the mount table {mounts.MOUNTINFO} ({exc.strerror or exc}): "
+                f"it is needed to skip the mounts inside {_show(path)}; mount /proc"
+            ) from None
+
+    def _list(self, fd: int) -> None:
+        """Fix every entry of the directory but its subdirectories, which are noted to walk next."""
+        try:
+            entries = os.scandir(fd)  # a duplicate of fd, closed when the listing ends
+        except OSError as exc:
+            raise _failure("read directory", self._display(), exc) from None
+        todo = self._levels[-1].todo
+        top = len(self._levels) == 1
         # For the fast path below: on a re-run nearly every entry is already right.
         want_uid = self.owner.uid if self.owner is not None else None
         want_gid = self.owner.gid if self.owner is not None else None
-        spec, file_modes = self.mode, self._file_modes
-        try:
-            while stack:
-                frame = stack[-1]
+        spec, file_modes, dev, roots = self.mode, self._file_modes, self._dev, self._mounts
+        with entries:
+            while True:
                 try:
-                    entry = next(frame.entries, None)
+                    entry = next(entries, None)
                 except OSError as exc:  # getdents failing half-way: an I/O error, a file system gone
-                    raise _failure("read directory", frame.display, exc) from None
+                    raise _failure("read directory", self._display(), exc) from None
                 if entry is None:
-                    # Content first, then the directory: a mode taking away search rights comes last.
-                    self._fix_dir(frame)
-                    stack.pop().close()
-                    continue
+                    break
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # removed since it was listed: nothing to fix
                 except OSError as exc:
-                    raise _failure("read", frame.prefix + entry.name, exc) from None
+                    raise _failure("read", self._display(entry.name), exc) from None
                 mode = st.st_mode
-                if (
-                    st.st_dev == top_dev
-                    and (want_uid is None or st.st_uid == want_uid)
+                if st.st_dev != dev:
+                    self._skip(entry.name, "on another file system")
+                elif roots and (dev, st.st_ino) in roots and entry.inode() != st.st_ino:
+                    # The directory's own entry names the inode the mount covers; a lookup
+                    # crosses into the mount. The mount's source, if it is inside PATH, is walked.
+                    self._skip(entry.name, "a mount point")
+                elif stat.S_ISDIR(mode):
+                    if top and entry.name == _SKIPPED_AT_TOP:
+                        log.debug(f"skipped {_show(self._display(entry.name))}")
+                    else:
+                        todo.append((entry.name, st.st_ino))
+                elif (
+                    (want_uid is None or st.st_uid == want_uid)
                     and (want_gid is None or st.st_gid == want_gid)
                     and (spec is None or stat.S_ISLNK(mode) or file_modes.get(mode) == mode & 0o7777)
-                    and not stat.S_ISDIR(mode)
                 ):
                     self._tick()  # a file, link or other entry that is right already
-                    continue
-                display = frame.prefix + entry.name  # cheaper than os.path.join
-                if st.st_dev != top_dev:
-                    self.counts.skipped.append(display)
-                    log.info(f"skipped {_show(display)}: on another file system (give a mount as its own PATH)")
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    if frame.top and entry.name == _SKIPPED_AT_TOP:
-                        log.debug(f"skipped {_show(display)}")
-                        continue
-                    child = self._open_dir(frame.fd, entry.name, st, display)
-                    if child is not None:
-                        stack.append(child)
                 else:
-                    self._fix_entry(frame.fd, entry.name, st, display)
-        finally:
-            while stack:
-                stack.pop().close()
+                    self._fix_entry(fd, entry.name, st)
+        todo.reverse()  # walked in the order listed
 
-    def _list(self, fd: int, display: str) -> Iterator[os.DirEntry[str]]:
-        try:
-            return os.scandir(fd)
-        except OSError as exc:
-            raise _failure("read directory", display, exc) from None
+    def _skip(self, name: str, why: str) -> None:
+        display = self._display(name)
+        self.counts.skipped.append(display)
+        log.info(f"skipped {_show(display)}: {why} (give a mount as its own PATH)")
 
-    def _open_dir(self, parent_fd: int, name: str, listed: os.stat_result, display: str) -> _Frame | None:
+    def _open_dir(self, parent_fd: int, name: str, listed_ino: int) -> int | None:
+        """The subdirectory listed, opened relative to its parent; None if it is no longer that one."""
         try:
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
         except FileNotFoundError:
             return None
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                log.warning(f"skipped {_show(display)}: replaced by a link or file while walking")
+                log.warning(f"skipped {_show(self._display(name))}: replaced by a link or file while walking")
                 return None
-            raise _failure("open directory", display, exc) from None
+            raise _failure("open directory", self._display(name), exc) from None
         try:
             now = os.fstat(fd)
-            if (now.st_dev, now.st_ino) != (listed.st_dev, listed.st_ino):
-                log.warning(f"skipped {_show(display)}: replaced while walking")
-                os.close(fd)
-                return None
-            return _Frame(fd, display, self._list(fd, display), top=False)
         except BaseException:
             os.close(fd)
             raise
+        if (now.st_dev, now.st_ino) != (self._dev, listed_ino):
+            # The listing's checks (same file system, not a mount, not lost+found) were of another inode.
+            log.warning(f"skipped {_show(self._display(name))}: replaced while walking")
+            os.close(fd)
+            return None
+        return fd
 
-    def _fix_dir(self, frame: _Frame) -> None:
-        """Change a directory through its open descriptor: it cannot be a link."""
-        st = os.fstat(frame.fd)
+    def _climb(self, fd: int, parent_ino: int) -> int:
+        """The parent of the directory open as fd, which must be the one the walk came down from.
+
+        Anything else means the directory was moved while it was walked: where `..` leads now is
+        not PATH's, so the walk stops rather than go on there.
+        """
+        try:
+            up = os.open("..", _DIR_FLAGS, dir_fd=fd)
+        except OSError as exc:
+            raise _failure("open directory", self._display(".."), exc) from None
+        try:
+            now = os.fstat(up)
+        except BaseException:
+            os.close(up)
+            raise
+        if (now.st_dev, now.st_ino) != (self._dev, parent_ino):
+            os.close(up)
+            raise JobFailed(f"{_show(self._display())}: moved while it was walked (stopped)")
+        return up
+
+    def _fix_dir(self, fd: int) -> None:
+        """Change the directory walked through its open descriptor: it cannot be a link."""
+        st = os.fstat(fd)
         changed = False
         chown = self._chown_args(st)
         if chown is not None:
             try:
-                os.chown(frame.fd, *chown)
+                os.chown(fd, *chown)
             except OSError as exc:
-                raise _failure("chown", frame.display, exc, self.owner) from None
+                raise _failure("chown", self._display(), exc, self.owner) from None
             self.counts.owners += 1
             changed = True
         if self.mode is not None:
             want = self._wanted(st.st_mode, is_dir=True)
             if want != stat.S_IMODE(st.st_mode):
                 try:
-                    os.chmod(frame.fd, want)
+                    os.chmod(fd, want)
                 except OSError as exc:
-                    raise _failure("chmod", frame.display, exc) from None
+                    raise _failure("chmod", self._display(), exc) from None
                 self.counts.modes += 1
                 changed = True
         self.counts.changed += changed
         self._tick()
 
-    def _fix_entry(self, dir_fd: int, name: str, st: os.stat_result, display: str) -> None:
+    def _fix_entry(self, dir_fd: int, name: str, st: os.stat_result) -> None:
         """A file, link, socket, fifo or device, by name relative to its directory's descriptor."""
         changed = False
         chown = self._chown_args(st)
@@ -344,41 +406,61 @@ class _Walker:
             except FileNotFoundError:
                 return
             except OSError as exc:
-                raise _failure("chown", display, exc, self.owner) from None
+                raise _failure("chown", self._display(name), exc, self.owner) from None
             self.counts.owners += 1
             changed = True
             if st.st_mode & (stat.S_ISUID | stat.S_ISGID) and not stat.S_ISLNK(st.st_mode):
                 try:  # chown cleared them, as it does for chown -R: compute the mode from what is left
                     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
                 except OSError as exc:
-                    raise _failure("read", display, exc) from None
+                    raise _failure("read", self._display(name), exc) from None
         if self.mode is not None and not stat.S_ISLNK(st.st_mode):
             want = self._wanted(st.st_mode, is_dir=False)
-            if want != stat.S_IMODE(st.st_mode) and self._chmod_nofollow(dir_fd, name, st, want, display):
+            if want != stat.S_IMODE(st.st_mode) and self._chmod_nofollow(dir_fd, name, st, want):
                 self.counts.modes += 1
                 changed = True
         self.counts.changed += changed
         self._tick()
 
-    def _chmod_nofollow(self, dir_fd: int, name: str, listed: os.stat_result, want: int, display: str) -> bool:
+    def _chmod_nofollow(self, dir_fd: int, name: str, listed: os.stat_result, want: int) -> bool:
         try:
             fd = os.open(name, _PATH_FLAGS, dir_fd=dir_fd)
         except FileNotFoundError:
             return False
         except OSError as exc:
-            raise _failure("chmod", display, exc) from None
+            raise _failure("chmod", self._display(name), exc) from None
         try:
             now = os.fstat(fd)
             if stat.S_ISLNK(now.st_mode) or (now.st_dev, now.st_ino) != (listed.st_dev, listed.st_ino):
-                log.warning(f"skipped {_show(display)}: replaced while walking")
+                log.warning(f"skipped {_show(self._display(name))}: replaced while walking")
                 return False
             # The descriptor pins the inode that was listed; /proc/self/fd/N reaches it, not a link's target.
             os.chmod(f"/proc/self/fd/{fd}", want)
         except OSError as exc:
-            raise _failure("chmod", display, exc) from None
+            raise _failure("chmod", self._display(name), exc) from None
         finally:
             os.close(fd)
         return True
+
+    def _display(self, name: str | None = None) -> str:
+        """The path of the directory walked, or of name in it: built only for a message, and
+        shortened past PATH_MAX to PATH, the number of levels left out, and the last ones."""
+        names = [level.name for level in self._levels]
+        if name is not None:
+            names.append(name)
+        if not names:
+            return ""
+        head, rest = names[0], names[1:]
+        if sum(len(n) + 1 for n in rest) > _MAX_SHOWN:
+            tail: list[str] = []
+            size = 0
+            for part in reversed(rest):
+                size += len(part) + 1
+                if size > _MAX_SHOWN // 2 and tail:
+                    break
+                tail.append(part)
+            rest = [f"...({len(rest) - len(tail)} levels)...", *reversed(tail)]
+        return f"{head.rstrip('/')}/{'/'.join(rest)}" if rest else head
 
     def _wanted(self, mode: int, is_dir: bool) -> int:
         assert self.mode is not None
