@@ -21,10 +21,8 @@ import pytest
 
 from initkit.commands.permissions import Owner, _Walker
 from initkit.modes import parse
-from tests.conftest import initkit_command
+from tests.conftest import initkit_command, missing, requirement
 
-IN_CI = os.environ.get("CI", "").lower() == "true"  # where every skip is a failure: the tests run, and fail
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 and not IN_CI, reason="needs root: tmpfs mounts and chown")
 OTHER = 2000  # the previous owner of the volume's files
 APP = 1001
 
@@ -32,7 +30,17 @@ APP = 1001
 def _mount_tmpfs(path: Path) -> None:
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=512m", "tmpfs", str(path)], check=False)
     if done.returncode != 0:
-        (pytest.fail if IN_CI else pytest.skip)("cannot mount a tmpfs here")
+        missing("cannot mount a tmpfs here", "run as root")
+
+
+@pytest.fixture(autouse=True)
+def _root() -> None:
+    requirement.root("tmpfs mounts and chown")
+
+
+@pytest.fixture
+def setpriv() -> str:
+    return requirement.tool("setpriv", "apt-get install util-linux")
 
 
 @pytest.fixture
@@ -341,7 +349,7 @@ NON_ROOT = ("--reuid", "65532", "--regid", "65532", "--clear-groups")
 CONTAINER = ("--bounding-set", "-all,+chown,+fowner")  # root with only what the chart step adds
 
 
-@pytest.mark.skipif(shutil.which("setpriv") is None and not IN_CI, reason="needs setpriv (util-linux)")
+@pytest.mark.usefixtures("setpriv")
 def test_non_root_cannot_chown_root_files_exit_1_naming_the_capability(volume):
     _file(volume / "root\nfile", 0o644, uid=0, gid=0)
     before = _state(volume)
@@ -354,7 +362,7 @@ def test_non_root_cannot_chown_root_files_exit_1_naming_the_capability(volume):
     assert _state(volume) == before
 
 
-@pytest.mark.skipif(shutil.which("setpriv") is None and not IN_CI, reason="needs setpriv (util-linux)")
+@pytest.mark.usefixtures("setpriv")
 def test_non_root_cannot_chmod_root_files_exit_1_naming_the_capability(volume):
     _file(volume / "f", 0o644, uid=0, gid=0)
     done = _setpriv(*NON_ROOT, args=["permissions", str(volume), "--mode", "g+w"])
@@ -366,7 +374,7 @@ def test_non_root_cannot_chmod_root_files_exit_1_naming_the_capability(volume):
     assert _state(volume)["f"] == (0, 0, 0o644)
 
 
-@pytest.mark.skipif(shutil.which("setpriv") is None and not IN_CI, reason="needs setpriv (util-linux)")
+@pytest.mark.usefixtures("setpriv")
 def test_chown_and_fowner_are_enough_for_a_volume_root_can_search(volume):
     _app_tree(volume)
     os.chmod(volume / "shared" / "tmp" / "private", 0o755)
@@ -380,7 +388,7 @@ def test_chown_and_fowner_are_enough_for_a_volume_root_can_search(volume):
     assert again.stderr.rstrip().endswith(" 0 changed (0 owner, 0 mode)")
 
 
-@pytest.mark.skipif(shutil.which("setpriv") is None and not IN_CI, reason="needs setpriv (util-linux)")
+@pytest.mark.usefixtures("setpriv")
 def test_a_directory_root_cannot_search_needs_dac_read_search_or_dac_override(volume):
     private = _dir(volume / "pgdata", 0o700)  # a database's data directory: the app's, 0700
     _file(private / "PG_VERSION", 0o600)
