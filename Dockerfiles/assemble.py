@@ -64,6 +64,7 @@ PYLIBS = [
     "python3-certifi",
     "python3-charset-normalizer",
     "python3-dnspython",
+    "python3-re2",  # wait-for's regex=: its .so brings libre2 and the Abseil libraries it links (ldd)
 ]
 # GitPython and what it imports: only git-clone uses them, so only the full image has them.
 GITLIBS = ["python3-git", "python3-gitdb", "python3-smmap"]

@@ -209,3 +209,63 @@ def write_if_changed(path: str, data: bytes, mode: int | None = None) -> bool:
     directory, name = os.path.split(path)
     with open_dir(directory or ".") as dir_fd:
         return write_at(dir_fd, name, data, mode, shown=path)
+
+
+# ---- one file named by its full path (git-clone's --error-file and --touch-file) ----------------
+# Such a file may sit in a volume the app shares, where any directory on its way may be a planted
+# link (`vol/sub -> /etc`). Only "/" is trusted: every directory below it is opened with O_NOFOLLOW.
+
+
+def _split(path: str) -> tuple[list[str], str]:
+    """The directories of the absolute form of `path` below "/", and its name."""
+    directory, name = os.path.split(os.path.abspath(path))
+    return [part for part in directory.split("/") if part], name
+
+
+def check_dirs(path: str) -> None:
+    """Refuse (UnsafePath) a symlink or a file among the directories of `path` that exist already;
+    missing ones are fine (the write creates them), other errors are left for the write to report."""
+    dirs, _ = _split(path)
+    try:
+        with open_dir("/", dirs):
+            pass
+    except OSError:
+        return
+
+
+def write_path(path: str, data: bytes, mode: int | None = None) -> bool:
+    """`write_at` for `path`, its missing directories created, none of them followed if a link."""
+    dirs, name = _split(path)
+    with open_dir("/", dirs, create=True) as dir_fd:
+        return write_at(dir_fd, name, data, mode, shown=path)
+
+
+def remove_path(path: str) -> bool:
+    """Remove the file `path` (a link there is removed itself); False when there was none.
+    A link among its directories is refused (UnsafePath), never followed to a file elsewhere."""
+    dirs, name = _split(path)
+    try:
+        with open_dir("/", dirs) as dir_fd:
+            os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def touch_path(path: str) -> None:
+    """Create the file `path` (and its directories) or update its times; never through a link."""
+    dirs, name = _split(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    with open_dir("/", dirs, create=True) as dir_fd:
+        try:
+            fd = os.open(name, flags, 0o644, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise UnsafePath(path, "symlink", "file") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UnsafePath(path, "special", "file")
+            os.utime(fd)
+        finally:
+            os.close(fd)

@@ -138,6 +138,7 @@ class _Watchdog:
         self.deadline = deadline  # time.monotonic(); None: no overall limit
         self.per_attempt = per_attempt
         self.fired = False  # a timer cut a request off since the last `take_fired`
+        self.cancelled = threading.Event()  # `cancel` was called: no attempt, no pause goes on
         self._armed: dict[int, tuple[threading.Timer, socket.socket]] = {}  # connection id -> (timer, duplicate)
         self._lock = threading.Lock()
         self._closed = False
@@ -156,14 +157,20 @@ class _Watchdog:
             duplicate = socket.fromfd(sock.fileno(), sock.family, sock.type)
         except OSError:
             return  # closed already: nothing to wait on
-        timer = threading.Timer(max(0.0, self.left()), self._cut, args=(duplicate,))
-        timer.daemon = True
         with self._lock:
             if self._closed:
                 duplicate.close()
                 return
-            self._drop(self._armed.pop(key, None))
-            self._armed[key] = (timer, duplicate)
+            cancelled = self.cancelled.is_set()
+            if not cancelled:
+                timer = threading.Timer(max(0.0, self.left()), self._cut, args=(duplicate,))
+                timer.daemon = True
+                self._drop(self._armed.pop(key, None))
+                self._armed[key] = (timer, duplicate)
+        if cancelled:  # a connection made after `cancel` (its connect was under way): cut before it sends
+            self._cut(duplicate)
+            duplicate.close()
+            return
         timer.start()
 
     def _cut(self, duplicate: socket.socket) -> None:
@@ -182,6 +189,16 @@ class _Watchdog:
         if armed is not None:
             armed[0].cancel()
             armed[1].close()
+
+    def cancel(self) -> None:
+        """Cut the request off now, from another thread: every socket is shut down (also one whose
+        connect ends later), the deadline becomes now so no retry starts, and a pause between attempts ends."""
+        with self._lock:
+            self.deadline = time.monotonic()
+            self.cancelled.set()
+            duplicates = [duplicate for _, duplicate in self._armed.values()]
+        for duplicate in duplicates:
+            self._cut(duplicate)
 
     def take_fired(self) -> bool:
         fired, self.fired = self.fired, False
@@ -318,7 +335,10 @@ class _DeadlineRetry(Retry):
         if self.policy.on_retry is not None:
             self.policy.on_retry(reason, delay, attempt)
         if delay > 0:
-            time.sleep(delay)
+            if watchdog is None:
+                time.sleep(delay)
+            elif watchdog.cancelled.wait(delay):  # a pause that `cancel` ends, with no attempt after it
+                raise GaveUp(reason, attempt, deadline_passed=True)
 
 
 def _history_reason(entry: Any) -> str:
@@ -345,6 +365,8 @@ class Client:
             raise BadInput(f"CA file {ca_file} does not exist")
         self.verify: str | bool = ca_file if ca_file is not None else True
         self.policy = policy or RetryPolicy()
+        self._cancelled = False
+        self._cancel_lock = threading.Lock()
         self.retry = _DeadlineRetry(
             total=self.policy.attempts - 1,
             # Every attempt carries the same Idempotency-Key, so any method may be retried, POST and PUT too.
@@ -368,6 +390,14 @@ class Client:
         adapter = _Adapter(max_retries=self.retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+
+    def cancel(self) -> None:
+        """From another thread: cut off the request in flight, and any later one of this client, at once."""
+        with self._cancel_lock:
+            self._cancelled = True
+            watchdog = self.policy.watchdog
+        if watchdog is not None:
+            watchdog.cancel()
 
     def send(
         self,
@@ -471,7 +501,10 @@ class Client:
         read_timeout: float | None,
     ) -> requests.Response:
         """The answer's head (body unread), after urllib3's retries; the caller closes it and the watchdog."""
-        self.policy.watchdog = watchdog
+        with self._cancel_lock:
+            self.policy.watchdog = watchdog
+            if self._cancelled:
+                watchdog.cancel()
         _current.watchdog = watchdog
         extra: dict[str, Any] = {}
         if headers and any(name.lower() == "authorization" for name in headers):

@@ -26,7 +26,6 @@ git is always told --git-dir and --work-tree, never left to discover a repositor
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 import shutil
@@ -215,6 +214,8 @@ def command(
     for flag, path in (("--error-file", error_file), ("--touch-file", touch_file)):
         if path is not None and (not path or _inside(path, dest)):
             raise BadInput(f"{flag} {path!r} must name a file outside DEST (DEST must hold the checkout only)")
+        if path:
+            _check_status_path(flag, path)
     try:
         explicit = click.get_current_context().get_parameter_source("depth") != ParameterSource.DEFAULT
         options = Options(ref, depth, explicit, submodules, git_gc, filter_spec, _read_sparse(sparse_checkout_file))
@@ -458,49 +459,42 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
+def _check_status_path(flag: str, path: str) -> None:
+    """A link among the file's directories (planted in a shared volume) is exit 2 before anything runs."""
+    from initkit import atomic
+    from initkit.urls import printable
+
+    try:
+        atomic.check_dirs(path)
+    except atomic.UnsafePath as exc:
+        raise BadInput(f"{flag} {path!r}: {printable(str(exc))}") from None
+
+
 def _write_error(path: str, message: str) -> None:
     """The error for an app or a probe to read: atomic, and never through a symlink."""
     from initkit import atomic
 
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        atomic.write_if_changed(os.path.abspath(path), (redact.redact(message) + "\n").encode(), 0o644)
+        atomic.write_path(path, (redact.redact(message) + "\n").encode(), 0o644)
     except (OSError, atomic.UnsafePath) as exc:
         log.warning(f"cannot write --error-file: {_why(exc, path)}")
 
 
 def _remove_error(path: str) -> None:
+    from initkit import atomic
+
     try:
-        os.unlink(path)  # a symlink is removed itself, never followed
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning(f"cannot remove --error-file {path}: {exc.strerror}")
+        atomic.remove_path(path)  # a symlink is removed itself; one among its directories is refused
+    except (OSError, atomic.UnsafePath) as exc:
+        log.warning(f"cannot remove --error-file: {_why(exc, path)}")
 
 
 def _touch(path: str) -> None:
     """Create the file or update its times, never through a symlink (git-sync's --touch-file)."""
-    import stat
-
     from initkit import atomic
 
-    directory, name = os.path.split(os.path.abspath(path))
     try:
-        os.makedirs(directory, exist_ok=True)
-        with atomic.open_dir(directory) as dir_fd:
-            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-            try:
-                fd = os.open(name, flags, 0o644, dir_fd=dir_fd)
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    raise atomic.UnsafePath(path, "symlink", "file") from None
-                raise
-            try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise atomic.UnsafePath(path, "special", "file")
-                os.utime(fd)
-            finally:
-                os.close(fd)
+        atomic.touch_path(path)
     except (OSError, atomic.UnsafePath) as exc:
         log.warning(f"cannot touch --touch-file: {_why(exc, path)}")
 

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import click
 
 from initkit import log
-from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
+from initkit.errors import EXIT_CODES_HELP, BadInput, InitkitError, JobFailed
 from initkit.params import Duration, Line, option
 
 if TYPE_CHECKING:
+    from initkit.httpclient import Client
     from initkit.podfacts import PodFacts
 
 # A fixed namespace, so the key depends on the pod's identity and target only.
@@ -190,16 +191,16 @@ def _sidecar(
 ) -> None:
     """The sidecar: register, then wait for a signal, re-registering every `heartbeat`; then deregister.
 
-    The signal arrives as `Stopped`, wherever the main thread is: asleep, or in
-    the middle of a heartbeat request. It is also recorded, because an exception
-    raised while Python runs a finalizer (a socket's __del__) is swallowed: the
-    loop then still sees the signal once the heartbeat returns. The handler is in
-    place before the first request, so a signal just after the registration
-    succeeded still deregisters; one during it stops initkit (128+N) as any job.
+    The handler is in place before the first request, so a signal just after the
+    registration succeeded still deregisters; one during it stops initkit (128+N)
+    as any job. Once registered, a signal is only noted and wakes the main thread
+    through a pipe: no exception lands inside a request (it could leave a lock of
+    the HTTP stack held, and the deregistration would hang on it). Heartbeats run
+    in their own thread, which the main thread cuts off when the signal comes, so
+    a heartbeat the registry stalls never delays the deregistration.
     """
     import contextlib
     import os
-    import select
     import signal
 
     from initkit import signals
@@ -208,9 +209,6 @@ def _sidecar(
 
     received: list[int] = []
     registered = False
-    # Once registered, a signal is only noted and wakes the loop through this pipe: an exception
-    # raised inside a heartbeat's request could leave a lock of the HTTP stack held, and the
-    # deregistration would then hang on it until the kubelet's SIGKILL.
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
 
@@ -224,22 +222,19 @@ def _sidecar(
     what = "deregister on SIGTERM" if deregister else "be stopped"
     beat = f", re-registering every {format_duration(heartbeat)}" if heartbeat else ""
     previous = {sig: signal.signal(sig, on_signal) for sig in signals.HANDLED}
+    beats = _Heartbeats(register, ca_file=ca_file, attempts=attempts, every=heartbeat)
     try:
         send(*register, ca_file=ca_file, attempts=attempts, timeout=timeout)
         registered = True
         log.info(f"staying up to {what}{beat}")
-        while not received:
-            select.select([wake_r], [], [], heartbeat or 3600.0)
-            if heartbeat and not received:
-                try:
-                    # A heartbeat may use at most its interval, so beats never pile up.
-                    send(*register, ca_file=ca_file, attempts=attempts, timeout=heartbeat, quiet=True)
-                except JobFailed as exc:
-                    log.warning(f"heartbeat: {exc}")
+        if heartbeat:
+            beats.start()
+        os.read(wake_r, 1)  # until a signal: the read goes on after the handler has run (PEP 475)
     except Stopped:
         if not registered:
             raise
     finally:
+        beats.stop()  # cuts off a heartbeat in flight: no exception in it, and no retry after this
         # From here on a second signal stops initkit at once (128+N), even mid-deregistration.
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -250,6 +245,51 @@ def _sidecar(
         raise stopped
     log.info(f"{stopped}: deregistering (within {format_duration(deregister_timeout)})")
     send(*deregister, ca_file=ca_file, attempts=attempts, timeout=deregister_timeout, deregistering=True)
+
+
+class _Heartbeats:
+    """Sends the register request every `every` seconds in a daemon thread, until `stop`.
+
+    `stop` (from the main thread) cancels the client of the heartbeat in flight:
+    its socket is shut down and no retry or pause follows, so the main thread
+    deregisters at once instead of waiting out that heartbeat's deadline."""
+
+    def __init__(self, register: Request, *, ca_file: str | None, attempts: int, every: float) -> None:
+        import threading
+
+        self.register, self.ca_file, self.attempts, self.every = register, ca_file, attempts, every
+        self.stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._client: Client | None = None
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped.set()
+            client = self._client
+        if client is not None:
+            client.cancel()
+
+    def _track(self, client: Client) -> None:
+        with self._lock:
+            self._client = client
+            if self.stopped.is_set():
+                client.cancel()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.every):
+            try:
+                # A heartbeat may use at most its interval, so beats never pile up.
+                send(
+                    *self.register, ca_file=self.ca_file, attempts=self.attempts, timeout=self.every, quiet=True,
+                    track=self._track,
+                )  # fmt: skip
+            except InitkitError as exc:  # in this thread: a warning, as a failed heartbeat always was
+                if not self.stopped.is_set():  # cut off by a signal: no failure of the registry's
+                    log.warning(f"heartbeat: {exc}")
 
 
 def idempotency_key(facts: PodFacts, method: str, url: str) -> str:
@@ -268,8 +308,11 @@ def send(
     timeout: float,
     quiet: bool = False,
     deregistering: bool = False,
+    track: Callable[[Client], None] | None = None,
 ) -> None:
-    """Send with retries; success is 2xx, or 409 (already registered) / 404 and 410 (already deregistered)."""
+    """Send with retries; success is 2xx, or 409 (already registered) / 404 and 410 (already deregistered).
+
+    `track(client)` is handed the client before it sends, so another thread can cancel it."""
     import time
 
     from initkit import httpclient
@@ -282,6 +325,8 @@ def send(
         log.warning(f"{method} {url}: {reason}; retrying in {format_duration(delay)} (attempt {attempt} of {attempts})")
 
     client = httpclient.Client(ca_file, policy=httpclient.RetryPolicy(attempts=attempts, on_retry=on_retry))
+    if track is not None:
+        track(client)
     gone = (404, 410) if deregistering else (409,)
     deadline = time.monotonic() + timeout if timeout else None
     try:

@@ -49,7 +49,7 @@ class _Status:
     "Service's ready pods), dns:NAME?type=SRV|TXT|CNAME|A|AAAA (records of that type; combines with min, "
     "e.g. dns:_postgresql._tcp.mydb?type=SRV&min=2), tcp:HOST:PORT, http(s)://URL (2xx), file:PATH. "
     "An http(s) target's fragment sets what its answer must show, '&' between items (never sent): "
-    "#status=200,204 (or 2xx), body=TEXT (substring), regex=PATTERN, json=FIELD=VALUE (dotted FIELD), "
+    "#status=200,204 (or 2xx), body=TEXT (substring), regex=PATTERN (RE2 syntax), json=FIELD=VALUE (dotted FIELD), "
     "header=NAME:TEXT; values percent-decoded, e.g. 'http://api/health#status=200&json=status=UP'. "
     "After `--`, COMMAND is executed once all are ready (126/127 when it cannot be run). " + EXIT_CODES_HELP,
 )
