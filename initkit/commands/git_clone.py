@@ -599,7 +599,8 @@ class Clone:
         log.info(f"cloning {self.remote.url} ({self.describe()}) into {self.dest}")
         try:
             git = ["--git-dir", tmp]
-            self.git.check("init", "-q", "--bare", tmp, what="clone")
+            # --template=: no template at all (its config and info/attributes would be the new .git's)
+            self.git.check("init", "-q", "--bare", "--template=", tmp, what="clone")
             self.git.check(*git, "config", "core.bare", "false", what="clone")
             self.git.check(*git, "config", CLONING_KEY, "true", what="clone")
             self.git.check(*git, "remote", "add", "--end-of-options", "origin", self.remote.url, what="clone")

@@ -461,7 +461,8 @@ def test_git_config_cannot_reopen_what_initkit_closes(run_cli, git_daemon, tmp_p
 
 
 def test_git_config_cannot_let_credentials_follow_a_redirect(run_cli, other_host, tmp_path):
-    """--git-config http.followRedirects:true comes before initkit's own keys, which win."""
+    """http.followRedirects is not on --git-config's allow-list; the general form would come
+    before initkit's own keys, which win, the URL-scoped one would not (issue 15 #3)."""
     redirector = Redirector(f"http://127.0.0.2:{other_host.port}")
     password = tmp_path / "password"
     password.write_text(PASSWORD + "\n")
@@ -473,8 +474,8 @@ def test_git_config_cannot_let_credentials_follow_a_redirect(run_cli, other_host
         )  # fmt: skip
     finally:
         redirector.stop()
-    assert redirector.seen and all("Authorization" not in headers for headers in other_host.seen)
-    assert result.code == 1 and "redirect" in result.stderr
+    assert all("Authorization" not in headers for headers in other_host.seen)
+    assert result.code == 2 and "may not set http.followRedirects" in result.stderr
 
 
 def test_git_config_extra_header_authenticates_and_stays_out_of_the_checkout(run_cli, git_http, git_repos, tmp_path):
@@ -519,3 +520,213 @@ def test_askpass_credentials_stay_out_of_argv(git_http, tmp_path):
     assert any("fetch" in cmdline for cmdline in seen), err
     assert not any(PASSWORD in cmdline or token in cmdline for cmdline in seen)
     assert PASSWORD not in err
+
+
+# --- issue 15 #2: --git-config is an allow-list ----------------------------------------
+
+
+def template_with_a_filter(tmp_path: Path, marker: Path) -> Path:
+    """A git template whose config defines a smudge filter and whose info/attributes applies it."""
+    template = tmp_path / "template"
+    (template / "info").mkdir(parents=True)
+    git("config", "--file", template / "config", "filter.x.smudge", script(tmp_path / "smudge", marker))
+    git("config", "--file", template / "config", "filter.x.required", "true")
+    (template / "info/attributes").write_text("* filter=x\n")
+    return template
+
+
+@pytest.mark.parametrize("flag", ["--git-config", "--git-config-add"])
+def test_git_config_template_dir_cannot_plant_a_filter(run_cli, git_daemon, git_repos, tmp_path, marker, flag):
+    template = template_with_a_filter(tmp_path, marker)
+    dest = tmp_path / "site"
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(dest), flag, f"init.templateDir:{template}")
+    assert not marker.exists(), "the template's smudge filter ran"
+    assert result.code == 2, result.stderr
+    assert f"{flag} may not set init.templateDir" in result.stderr and len(result.lines) == 1
+    assert not dest.exists()
+
+
+# Each of these runs a command, reads configuration, attributes, cookies or keys from
+# elsewhere, fetches from another place, or undoes a safeguard: none is on the allow-list.
+NOT_ALLOWED = {
+    "init.templateDir": "/tmp",
+    "core.attributesFile": "/tmp/attributes",
+    "core.excludesFile": "/tmp/excludes",
+    "core.sharedRepository": "0777",
+    "core.bare": "true",
+    "core.worktree": "/tmp",
+    "core.editor": "touch /tmp/x",
+    "core.packedRefsTimeout": "1",
+    "http.sslVerify": "false",
+    "http.followRedirects": "true",
+    "http.cookieFile": "/var/run/secrets/token",
+    "http.sslKey": "/var/run/secrets/key",
+    "http.sslCert": "/var/run/secrets/cert",
+    "http.curloptResolve": "git.example.com:443:10.0.0.9",
+    "http.emptyAuth": "true",
+    "http.delegation": "always",
+    "http.proxySSLKey": "/var/run/secrets/key",
+    "fetch.bundleURI": "http://127.0.0.1:9/bundle",
+    "transfer.bundleURI": "true",
+    "fetch.recurseSubmodules": "true",
+    "protocol.file.allow": "always",
+    "protocol.https.allow": "always",
+    "url.file:///etc/.insteadOf": "https://git.example.com/",
+    "url.ext::sh -c touch% /tmp/x/.insteadOf": "https://git.example.com/",
+    "url./var/run/secrets/.insteadOf": "https://git.example.com/",
+    "url.https://x/.pushInsteadOf": "https://git.example.com/",
+    "safe.directory": "*",
+    "submodule.x.url": "file:///etc",
+    "submodule.x.update": "!touch /tmp/x",
+    "uploadpack.packObjectsHook": "touch /tmp/x",
+    "diff.external": "touch /tmp/x",
+    "mailmap.file": "/etc/passwd",
+    "sequence.editor": "touch /tmp/x",
+    "gpg.program": "touch /tmp/x",
+    "color.ui": "always",
+    "trace2.eventTarget": "/tmp/trace",
+}
+
+
+@pytest.mark.parametrize("key", list(NOT_ALLOWED))
+def test_git_config_outside_the_allow_list_is_refused(run_cli, tmp_path, key):
+    dest = tmp_path / "site"
+    result = run_cli(
+        "git-clone", "git://127.0.0.1:9/x.git", str(dest), "--git-config-add", f'"{key}":"{NOT_ALLOWED[key]}"'
+    )
+    assert result.code == 2, result.stderr
+    assert f"--git-config-add may not set {key}" in result.stderr and len(result.lines) == 1
+    assert not dest.exists()
+
+
+def test_the_allowed_keys_reach_git(run_cli, git_daemon, git_repos, tmp_path):
+    """What a one-time clone legitimately tunes still works, in any case, with URL-scoped tuning."""
+    allowed = (
+        "http.postBuffer:524288000,HTTP.LOWSPEEDLIMIT:100,http.lowSpeedTime:30,"
+        '"http.https://git.example.com/.postBuffer":1048576,http.version:HTTP/1.1,'
+        "core.compression:9,core.bigFileThreshold:1m,core.autocrlf:false,core.quotePath:false,"
+        "pack.threads:1,pack.windowMemory:100m,fetch.unpackLimit:1,transfer.fsckObjects:true,"
+        "protocol.version:2,user.name:deploy,user.email:deploy@example.com,checkout.workers:2,"
+        '"url.https://git.example.com/.insteadOf":"git@git.example.com:",submodule.fetchJobs:2'
+    )
+    dest = tmp_path / "site"
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(dest), "--git-config", allowed)
+    assert result.code == 0, result.stderr
+    assert head(dest) == git_repos.shas["c2"]
+
+
+# --- issue 15 #3: no URL-scoped form of a safety key ------------------------------------
+
+
+def test_url_scoped_follow_redirects_cannot_send_credentials_to_another_host(run_cli, other_host, tmp_path):
+    """git prefers http.<url>.followRedirects over initkit's http.followRedirects=false."""
+    redirector = Redirector(f"http://127.0.0.2:{other_host.port}")
+    password = tmp_path / "password"
+    password.write_text(PASSWORD + "\n")
+    auth = ["--username", USERNAME, "--password-file", str(password)]
+    dest = tmp_path / "site"
+    try:
+        result = run_cli(
+            "git-clone", redirector.url("main.git"), str(dest), *auth,
+            "--git-config", f'"http.http://127.0.0.1:{redirector.port}/.followRedirects":true',
+        )  # fmt: skip
+    finally:
+        redirector.stop()
+    assert all("Authorization" not in headers for headers in other_host.seen), "credentials reached the other host"
+    assert result.code == 2, result.stderr
+    assert "may not set http.http://127.0.0.1" in result.stderr and len(result.lines) == 1
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["followRedirects", "sslVerify", "extraHeader", "proxy", "sslCAInfo", "FOLLOWREDIRECTS", "cookieFile"]
+)
+def test_url_scoped_forms_of_safety_keys_are_refused(run_cli, tmp_path, name):
+    for scope in ("http://127.0.0.1:9/", "https://git.example.com/team/site.git", "*.example.com", ""):
+        key = f"http.{scope}.{name}" if scope else f"http..{name}"
+        result = run_cli("git-clone", "git://127.0.0.1:9/x.git", str(tmp_path / "site"), "--git-config", f'"{key}":x')
+        assert result.code == 2, (key, result.stderr)
+        assert len(result.lines) == 1 and "may not set" in result.stderr
+
+
+def test_a_users_own_authorization_header_does_not_follow_a_redirect(run_cli, other_host, tmp_path):
+    """An Authorization header of --git-config is a credential too: git must not follow a redirect with it."""
+    import base64
+
+    token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    redirector = Redirector(f"http://127.0.0.2:{other_host.port}")
+    dest = tmp_path / "site"
+    try:
+        result = run_cli(
+            "git-clone",
+            redirector.url("main.git"),
+            str(dest),
+            "--git-config",
+            f"http.extraHeader:Authorization: Basic {token}",
+        )
+    finally:
+        redirector.stop()
+    assert redirector.seen
+    assert all("Authorization" not in headers for headers in other_host.seen), "the header reached the other host"
+    assert result.code == 1 and "redirect" in result.stderr and token not in result.stderr
+    assert not dest.exists()
+
+
+@pytest.fixture
+def checkout_http(run_cli, git_http, tmp_path) -> tuple[Path, list[str]]:
+    """A checkout initkit made over http with credentials; the app now writes into it."""
+    dest = tmp_path / "site"
+    password = tmp_path / "password"
+    password.write_text(PASSWORD + "\n")
+    auth = ["--username", USERNAME, "--password-file", str(password)]
+    assert run_cli("git-clone", git_http.url("main.git"), str(dest), "--ref", "v1", *auth).code == 0
+    return dest, auth
+
+
+@pytest.mark.parametrize("name", ["followRedirects", "sslVerify", "extraHeader", "proxy"])
+def test_url_scoped_safety_keys_planted_in_the_checkout_are_refused(run_cli, git_http, checkout_http, name):
+    """The app may write DEST/.git/config: the checkout's allow-list holds no http.* key at all."""
+    dest, auth = checkout_http
+    key = f"http.{git_http.url('')}.{name}"
+    plant(dest, key, "true" if name in ("followRedirects", "sslVerify") else "http://127.0.0.1:9")
+    result = run_cli("git-clone", git_http.url("main.git"), str(dest), "--ref", "main", *auth)
+    assert result.code == 2, result.stderr
+    assert f"sets {key.lower()}" in result.stderr.lower() and len(result.lines) == 1
+
+
+# --- every override beats what an included file could add --------------------------------
+
+
+@pytest.mark.parametrize("include", ["include.path", "includeIf.gitdir:/.path"])
+def test_overrides_beat_an_included_file(git_http, git_repos, tmp_path, marker, include):
+    """Past the allow-list (which refuses include.* and includeIf.*): the keys initkit forces
+    come after the user's, so they win even over a file the user's config would include."""
+    from initkit import gitrepo
+
+    repo = tmp_path / "repo"
+    git("clone", "-q", git_repos.path("main.git"), repo)
+    included = tmp_path / "included.config"
+    for key in ("core.fsmonitor", "core.sshCommand", "core.gitProxy", "core.askPass"):
+        git("config", "--file", included, key, script(tmp_path / key, marker))
+    git("config", "--file", included, "credential.helper", "!" + script(tmp_path / "helper", marker))
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    script(hooks / "post-checkout", marker)
+    git("config", "--file", included, "core.hooksPath", str(hooks))
+    plain = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1"}
+    tree = ["git", "--git-dir", str(repo / ".git"), "--work-tree", str(repo)]
+    user = [(include, str(included))]
+    control = {**plain, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": include, "GIT_CONFIG_VALUE_0": str(included)}
+    subprocess.run([*tree, "checkout", "-q", "--detach"], env=control, capture_output=True, timeout=30)
+    assert marker.exists(), "control: the included file ran nothing without initkit's overrides"
+    marker.unlink()
+    env = {**plain, **gitrepo.git_environment(ssh=gitrepo.ssh_options([], None), user_config=user)}
+    for args in (
+        ["status"],
+        ["checkout", "-q", "--detach"],
+        ["ls-remote", "git://127.0.0.1:9/x.git"],
+        ["ls-remote", git_http.url("main.git")],
+        ["ls-remote", "ssh://git@127.0.0.1:9/x.git"],
+    ):
+        subprocess.run([*tree, *args], env=env, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert not marker.exists(), f"the included file ran a command on git {args[0]}"
