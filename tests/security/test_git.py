@@ -730,3 +730,65 @@ def test_overrides_beat_an_included_file(git_http, git_repos, tmp_path, marker, 
     ):
         subprocess.run([*tree, *args], env=env, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
         assert not marker.exists(), f"the included file ran a command on git {args[0]}"
+
+
+# --- issue 15 #5: --askpass-url is bounded in time and size ------------------------------
+
+
+def test_a_dripping_askpass_url_ends_at_the_timeout(run_proc, tmp_path):
+    from tests.security.hostile_http import DripServer
+
+    drip = DripServer("body", every=0.5)
+    dest = tmp_path / "site"
+    try:
+        started = time.monotonic()
+        result = run_proc("git-clone", "http://127.0.0.1:9/x.git", str(dest), "--askpass-url", drip.url("/pw"),
+                          "--timeout", "3s", timeout=20)  # fmt: skip
+        elapsed = time.monotonic() - started
+    finally:
+        drip.stop()
+    assert result.code == 1, result.stderr
+    assert elapsed < 5, elapsed
+    assert "--askpass-url" in result.stderr and "timed out" in result.stderr and len(result.lines) == 1
+    assert not dest.exists()
+
+
+def test_a_flooding_askpass_url_is_not_read_into_memory(tmp_path):
+    from tests.conftest import initkit_command
+    from tests.security.hostile_http import FloodServer
+
+    flood = FloodServer(200, size=2 << 30)
+    out = tmp_path / "rss"
+    try:
+        started = time.monotonic()
+        done = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", str(out),
+             *initkit_command("git-clone", "http://127.0.0.1:9/x.git", str(tmp_path / "site"),
+                              "--askpass-url", flood.url("/pw"), "--timeout", "20s")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    finally:
+        flood.stop()
+    rss = int(out.read_text().split()[-1])
+    assert rss < 80 * 1024, f"peak RSS {rss} KiB"
+    assert flood.sent < 64 << 20 and elapsed < 10
+    assert done.returncode == 1, done.stderr
+    assert "--askpass-url" in done.stderr and "larger than" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_askpass_redirect_is_not_followed(run_cli, tmp_path):
+    from tests.gitservers import AskpassServer
+
+    askpass = AskpassServer(f"username={USERNAME}\npassword={PASSWORD}\n", address="127.0.0.2")
+    redirector = Redirector(f"http://127.0.0.2:{askpass.port}")
+    try:
+        result = run_cli(
+            "git-clone", "http://127.0.0.1:9/x.git", str(tmp_path / "site"), "--askpass-url", redirector.url("pw")
+        )
+    finally:
+        redirector.stop()
+        askpass.stop()
+    assert redirector.seen and askpass.requests == 0
+    assert result.code == 1 and "answered HTTP 301, not 200" in result.stderr and len(result.lines) == 1
