@@ -425,6 +425,9 @@ def _url_credentials(given: list[list[Any]], remote: Remote, for_remote: bool) -
         url, user, password_file = (entry.get(name) for name in ("url", "username", "password-file"))
         if not all(isinstance(value, str) and value for value in (url, user, password_file)):
             raise BadInput("--credential needs url, username and password-file, each a non-empty string")
+        for name, value in (("url", url), ("username", user), ("password-file", password_file)):
+            if not value.isprintable():  # a NUL would reach open() or git's environment as a ValueError
+                raise BadInput(f"--credential {name}: control or other non-printable characters are not allowed")
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise BadInput(f"--credential url {url!r}: an http(s) URL is needed (ssh uses --ssh-key-file)")

@@ -792,3 +792,33 @@ def test_an_askpass_redirect_is_not_followed(run_cli, tmp_path):
         askpass.stop()
     assert redirector.seen and askpass.requests == 0
     assert result.code == 1 and "answered HTTP 301, not 200" in result.stderr and len(result.lines) == 1
+
+
+# --- issue 15 #17: NUL characters in --credential ----------------------------------------
+
+
+@pytest.mark.parametrize("field", ["url", "password-file", "username"])
+def test_nul_in_a_credential_is_bad_input(run_cli, git_http, tmp_path, field):
+    import json
+
+    password = tmp_path / "password"
+    password.write_text(PASSWORD + "\n")
+    entry = {"url": git_http.url("main.git"), "username": USERNAME, "password-file": str(password)}
+    entry[field] = entry[field] + "\0x"
+    dest = tmp_path / "site"
+    result = run_cli("git-clone", git_http.url("main.git"), str(dest), "--credential", json.dumps(entry))
+    assert result.code == 2, result.stderr
+    assert len(result.lines) == 1 and "internal error" not in result.stderr and PASSWORD not in result.stderr
+    assert not dest.exists()
+
+
+def test_nul_in_a_password_file_is_bad_input(run_cli, git_http, tmp_path):
+    import json
+
+    password = tmp_path / "password"
+    password.write_bytes(PASSWORD.encode() + b"\0tail\n")
+    entry = {"url": git_http.url(""), "username": USERNAME, "password-file": str(password)}
+    for args in (["--credential", json.dumps(entry)], ["--username", USERNAME, "--password-file", str(password)]):
+        result = run_cli("git-clone", git_http.url("main.git"), str(tmp_path / "site"), *args)
+        assert result.code == 2, result.stderr
+        assert len(result.lines) == 1 and PASSWORD not in result.stderr and "tail" not in result.stderr
