@@ -334,14 +334,36 @@ def _user_config(text: str | None, added: list[str], ca_file: str | None, group_
     return config
 
 
+SPARSE_LIMIT = 1 << 20  # bytes of --sparse-checkout-file: patterns, not data
+
+
 def _read_sparse(path: str | None) -> bytes | None:
+    """The patterns of --sparse-checkout-file, read before the deadline starts: so never
+    waiting (a FIFO would block the open until a writer came) and never more than SPARSE_LIMIT.
+    A symbolic link is followed: a ConfigMap's files are links into its ..data directory."""
+    import stat
+
     if path is None:
         return None
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(1 << 20)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise BadInput(f"cannot read sparse-checkout file {path}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BadInput(f"sparse-checkout file {path} is not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= SPARSE_LIMIT and (chunk := os.read(fd, SPARSE_LIMIT + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise BadInput(f"cannot read sparse-checkout file {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > SPARSE_LIMIT:
+        raise BadInput(f"sparse-checkout file {path} is larger than {SPARSE_LIMIT >> 20} MiB")
     if not data.strip():
         raise BadInput(f"sparse-checkout file {path} holds no pattern")
     return data if data.endswith(b"\n") else data + b"\n"

@@ -822,3 +822,50 @@ def test_nul_in_a_password_file_is_bad_input(run_cli, git_http, tmp_path):
         result = run_cli("git-clone", git_http.url("main.git"), str(tmp_path / "site"), *args)
         assert result.code == 2, result.stderr
         assert len(result.lines) == 1 and PASSWORD not in result.stderr and "tail" not in result.stderr
+
+
+# --- issue 15 #20: --sparse-checkout-file is a bounded regular file ----------------------
+
+
+def test_a_fifo_as_sparse_checkout_file_is_refused_at_once(run_proc, tmp_path):
+    fifo = tmp_path / "patterns"
+    os.mkfifo(fifo)
+    dest = tmp_path / "site"
+    started = time.monotonic()
+    result = run_proc("git-clone", "git://127.0.0.1:9/x.git", str(dest), "--sparse-checkout-file", str(fifo),
+                      "--timeout", "2s", timeout=15)  # fmt: skip
+    assert time.monotonic() - started < 5
+    assert result.code == 2, result.stderr
+    assert "not a regular file" in result.stderr and len(result.lines) == 1
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("what", ["directory", "device", "huge"])
+def test_sparse_checkout_file_must_be_a_small_regular_file(run_cli, tmp_path, what):
+    path = tmp_path / "patterns"
+    if what == "directory":
+        path.mkdir()
+    elif what == "device":
+        path = Path("/dev/zero")
+    else:
+        path.write_bytes(b"/app/\n" * (1 << 20))
+    result = run_cli(
+        "git-clone", "git://127.0.0.1:9/x.git", str(tmp_path / "site"), "--sparse-checkout-file", str(path)
+    )
+    assert result.code == 2, result.stderr
+    assert "sparse-checkout file" in result.stderr and len(result.lines) == 1
+
+
+def test_sparse_checkout_file_from_a_configmap_is_read_through_its_link(run_cli, git_daemon, git_repos, tmp_path):
+    """A ConfigMap's files are symbolic links into its ..data directory: those are followed."""
+    mount = tmp_path / "configmap"
+    (mount / "..2024_01_01").mkdir(parents=True)
+    (mount / "..2024_01_01/patterns").write_text("/app/\n")
+    (mount / "..data").symlink_to("..2024_01_01")
+    (mount / "patterns").symlink_to("..data/patterns")
+    dest = tmp_path / "site"
+    result = run_cli(
+        "git-clone", git_daemon.url("main.git"), str(dest), "--sparse-checkout-file", str(mount / "patterns")
+    )
+    assert result.code == 0, result.stderr
+    assert (dest / "app/config.txt").exists() and not (dest / "README.md").exists()
