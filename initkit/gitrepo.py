@@ -13,6 +13,8 @@
   and redirects are not followed while it is set (git would send it to the new host).
 - The checkout's own config is untrusted (the app may write it): `checkout_config`
   refuses anything but an allow-list, and every call overrides what could run code.
+- --git-config is an allow-list too (`check_user_config`): tuning only, and no
+  URL-scoped http key that would beat one initkit forces.
 """
 
 from __future__ import annotations

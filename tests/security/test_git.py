@@ -869,3 +869,43 @@ def test_sparse_checkout_file_from_a_configmap_is_read_through_its_link(run_cli,
     )
     assert result.code == 0, result.stderr
     assert (dest / "app/config.txt").exists() and not (dest / "README.md").exists()
+
+
+# --- the allow-list, for any spelling -------------------------------------------------------
+
+SAFETY_NAMES = ["followRedirects", "sslVerify", "extraHeader", "proxy", "sslCAInfo", "cookieFile", "sslKey"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(SAFETY_NAMES),
+    scope=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0\n"), max_size=30),
+    upper=st.lists(st.booleans(), min_size=20, max_size=20),
+)
+def test_no_spelling_of_a_url_scoped_safety_key_passes(name, scope, upper):
+    from initkit.errors import BadInput
+    from initkit.gitrepo import check_user_config
+
+    key = "".join(c.upper() if flip else c.lower() for c, flip in zip(f"http.{name}", upper * 2, strict=False))
+    section, _, rest = key.partition(".")
+    with pytest.raises(BadInput) as refused:
+        check_user_config(f"{section}.{scope}.{rest}", "x")
+    assert "\n" not in str(refused.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.text(st.characters(blacklist_categories=("Cs",)), max_size=40), value=st.text(max_size=10))
+def test_any_accepted_key_is_on_the_allow_list(key, value):
+    from initkit import gitrepo
+    from initkit.errors import BadInput
+
+    try:
+        gitrepo.check_user_config(key, value)
+    except BadInput as exc:
+        assert "\n" not in str(exc) or "\n" in key
+        return
+    section, _, rest = key.partition(".")
+    sub, _, name = rest.rpartition(".")
+    plain = f"{section}.{name}".lower()
+    assert plain in gitrepo._USER_KEYS or plain == "url.insteadof"
+    assert not sub or plain in gitrepo._URL_SCOPED or plain == "url.insteadof"
