@@ -13,6 +13,8 @@
   and redirects are not followed while it is set (git would send it to the new host).
 - The checkout's own config is untrusted (the app may write it): `checkout_config`
   refuses anything but an allow-list, and every call overrides what could run code.
+- --git-config is an allow-list too (`check_user_config`): tuning only, and no
+  URL-scoped http key that would beat one initkit forces.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ _BASE_CONFIG = (
     ("credential.helper", ""),  # the empty value empties the list of helpers
     ("protocol.ext.allow", "never"),
     ("submodule.recurse", "false"),
+    ("http.sslVerify", "true"),
 )
 
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?(?:\[[^\]/]+\]|[^:/]+):")
@@ -201,9 +204,10 @@ def git_environment(
         if any(other != url and url.startswith(other.rstrip("/") + "/") for other, _ in pairs):
             config += [(f"http.{url}.extraHeader", item) for item in ("", *own)]
         config.append((f"http.{url}.extraHeader", value))
-    if pairs:
+    if pairs or own:
         # git follows a redirect of its first request and sends every later one, header and
-        # all, to the new host; curl would drop the header, git does not. Refuse redirects.
+        # all, to the new host; curl would drop the header, git does not. Refuse redirects
+        # (a user's own header may be a token too, whatever its name).
         config.append(("http.followRedirects", "false"))
     try:
         first = max(int(os.environ.get("GIT_CONFIG_COUNT", "0")), 0)
@@ -308,38 +312,82 @@ def parse_git_configs(text: str, flag: str = "--git-config") -> list[tuple[str, 
     return pairs
 
 
-# Keys a user's --git-config may not set: each runs a program, redirects git to other
-# files or repositories, or re-opens what `_BASE_CONFIG` closes. Checked on the key as
-# git reads it: section and name case-insensitive.
-_REFUSED_SECTIONS = ("include", "includeif", "credential", "alias", "filter", "initkit")
-_REFUSED_NAMES = (
-    "fsmonitor", "sshcommand", "hookspath", "gitproxy", "askpass", "pager", "editor", "worktree",
-    "command", "textconv", "driver", "helper", "process", "smudge", "clean", "uploadpack",
-    "receivepack", "proxycommand", "alternaterefscommand", "program", "update", "cmd", "external",
-    "packobjectshook",
+# What --git-config and --git-config-add may set: the tuning of a one-time clone. Nothing
+# that runs a program, reads configuration, attributes, cookies or keys from another file
+# (init.templateDir copies a template's config and info/attributes into the new .git: a
+# filter there runs at the checkout), fetches from another place, or re-opens what
+# `_BASE_CONFIG` closes. Keys as git reads them: section and name case-insensitive.
+_USER_KEYS = frozenset(
+    {
+        # http: transfer tuning, a proxy, a CA bundle, the user's own headers
+        "http.postbuffer", "http.lowspeedlimit", "http.lowspeedtime", "http.version", "http.maxrequests",
+        "http.minsessions", "http.sslversion", "http.sslcipherlist", "http.sslcainfo", "http.sslcapath",
+        "http.proxy", "http.proxyauthmethod", "http.extraheader", "http.useragent",
+        # the object store and the checkout
+        "core.compression", "core.loosecompression", "core.bigfilethreshold", "core.packedgitlimit",
+        "core.packedgitwindowsize", "core.deltabasecachelimit", "core.autocrlf", "core.eol", "core.safecrlf",
+        "core.filemode", "core.symlinks", "core.quotepath", "core.preloadindex", "core.checkstat",
+        "core.trustctime", "checkout.workers", "checkout.thresholdforparallelism",
+        "pack.window", "pack.depth", "pack.windowmemory", "pack.threads", "pack.deltacachesize",
+        "pack.deltacachelimit", "pack.compression",
+        # fetching
+        "fetch.negotiationalgorithm", "fetch.unpacklimit", "fetch.fsckobjects", "fetch.writecommitgraph",
+        "fetch.showforcedupdates", "fetch.parallel", "transfer.fsckobjects", "transfer.unpacklimit",
+        "protocol.version", "submodule.fetchjobs",
+        "user.name", "user.email",
+    }
 )  # fmt: skip
+# git prefers http.<url>.NAME to http.NAME, so a URL-scoped followRedirects, sslVerify,
+# extraHeader or proxy would beat what initkit forces: only these may be scoped.
+_URL_SCOPED = frozenset({"http.postbuffer", "http.lowspeedlimit", "http.lowspeedtime", "http.version"})
+# url.<base>.insteadOf: git then fetches from <base>, which must be a network location;
+# never file:// or a path (other repositories on the node), nor <transport>::<address>.
+_INSTEAD_OF_SCHEMES = ("http", "https", "ssh", "git", "git+ssh", "ssh+git")
 _CONFIG_KEY = re.compile(r"^(?P<section>[A-Za-z0-9-]+)(?:\.(?P<sub>.*))?\.(?P<name>[A-Za-z][A-Za-z0-9-]*)$", re.S)
 
 
 def check_user_config(key: str, value: str, flag: str = "--git-config") -> tuple[str, str]:
-    """Refuse (exit 2) a key initkit keeps closed; return the pair otherwise."""
+    """Refuse (exit 2) a key off the allow-list; return the pair otherwise."""
     match = _CONFIG_KEY.match(key)
     if not match or "\n" in key or "\0" in key + value:
         raise BadInput(f"invalid {flag} key {key!r}: expected section.name or section.subsection.name")
-    section, name = match["section"].lower(), match["name"].lower()
-    refused = section in _REFUSED_SECTIONS or name in _REFUSED_NAMES
-    refused |= section == "protocol" and name == "allow" and (match["sub"] or "").lower() in ("", "ext")
-    refused |= (section == "core" and name in ("bare", "sharedrepository")) or section in ("safe", "remote")
-    refused |= section in ("gc", "maintenance") or (section, name) == ("submodule", "recurse")
-    if refused:
+    plain, sub = f"{match['section']}.{match['name']}".lower(), match["sub"]
+    if plain == "url.insteadof" and sub is not None:
+        if not _network_location(sub):
+            raise BadInput(f"{flag} may not set {key}: insteadOf may only lead to an http(s), ssh or git:// URL")
+        _register_password(sub)
+    elif sub is not None and plain not in _URL_SCOPED and plain.startswith("http."):
         raise BadInput(
-            f"{flag} may not set {key}: initkit keeps it closed (it could run a command, "
-            "redirect git or undo a safeguard)"
+            f"{flag} may not set {key}: git prefers a URL-scoped http key to initkit's own settings (only "
+            "postBuffer, lowSpeedLimit, lowSpeedTime and version may be URL-scoped)"
         )
-    if name == "extraheader":  # a header is usually a credential: never print it
+    elif plain not in _USER_KEYS or (sub is not None and plain not in _URL_SCOPED):
+        raise BadInput(
+            f"{flag} may not set {key}: it is not among the keys a one-time clone may tune "
+            "(it could run a command, read other files or undo a safeguard; see the README)"
+        )
+    if plain == "http.extraheader":  # a header is usually a credential: never print it
         redact.register(value)
         redact.register(value.partition(":")[2])
+    elif plain == "http.proxy":
+        _register_password(value)
     return key, value
+
+
+def _network_location(base: str) -> bool:
+    if "::" in base or base.startswith("-"):  # a remote helper (ext::, fd::), or an option to ssh
+        return False
+    if "://" in base:
+        parts = urlsplit(base)
+        return parts.scheme.lower() in _INSTEAD_OF_SCHEMES and bool(parts.netloc)
+    return bool(_SCP_LIKE.match(base))  # user@host:path
+
+
+def _register_password(url: str) -> None:
+    with contextlib.suppress(ValueError):
+        password = urlsplit(url.strip()).password
+        if password:
+            redact.register(password)
 
 
 def scrub_environment() -> None:

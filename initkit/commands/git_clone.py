@@ -30,6 +30,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -297,7 +298,7 @@ def _run(repo: str, dest: str, options: Options, access: Access, timeout: float)
     per_url = _url_credentials(access.credentials, remote, bool(header or access.askpass_url))
     ssh = _ssh_options(remote, access.key_files, access.known_hosts_file)
     if access.askpass_url:  # all input checked: now the network
-        username, secret = _ask_credentials(access.askpass_url, timeout)
+        username, secret = _ask_credentials(access.askpass_url, timeout, started)
         header = gitrepo.basic_auth_header(username, secret)
     gitrepo.scrub_environment()
     env = gitrepo.git_environment(
@@ -334,43 +335,95 @@ def _user_config(text: str | None, added: list[str], ca_file: str | None, group_
     return config
 
 
+SPARSE_LIMIT = 1 << 20  # bytes of --sparse-checkout-file: patterns, not data
+
+
 def _read_sparse(path: str | None) -> bytes | None:
+    """The patterns of --sparse-checkout-file, read before the deadline starts: so never
+    waiting (a FIFO would block the open until a writer came) and never more than SPARSE_LIMIT.
+    A symbolic link is followed: a ConfigMap's files are links into its ..data directory."""
+    import stat
+
     if path is None:
         return None
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(1 << 20)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise BadInput(f"cannot read sparse-checkout file {path}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BadInput(f"sparse-checkout file {path} is not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= SPARSE_LIMIT and (chunk := os.read(fd, SPARSE_LIMIT + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise BadInput(f"cannot read sparse-checkout file {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > SPARSE_LIMIT:
+        raise BadInput(f"sparse-checkout file {path} is larger than {SPARSE_LIMIT >> 20} MiB")
     if not data.strip():
         raise BadInput(f"sparse-checkout file {path} holds no pattern")
     return data if data.endswith(b"\n") else data + b"\n"
 
 
-def _ask_credentials(url: str, timeout: float) -> tuple[str, str]:
-    """git-sync's askpass protocol: GET the URL; a 200 answer holds `username=` and `password=` lines."""
+ASKPASS_WAIT = 30.0  # the longest an askpass request may take, within --timeout
+ASKPASS_LIMIT = 64 << 10  # bytes: two short lines are expected; more is not an answer
+
+
+def _ask_credentials(url: str, timeout: float, started: float) -> tuple[str, str]:
+    """git-sync's askpass protocol: GET the URL; a 200 answer holds `username=` and `password=` lines.
+
+    One request through initkit's bounded client: a deadline over connecting, sending and
+    every read (a server dripping its answer is cut off at it), at most ASKPASS_LIMIT bytes
+    of the answer read, and no redirect followed."""
     from initkit import httpclient
+    from initkit.durations import format_duration
 
     httpclient.check_url(url)
-    import requests
-
-    wait = min(timeout, 30.0) if timeout else 30.0
+    shown = redact.redact(url)
+    deadline = time.monotonic() + ASKPASS_WAIT
+    if timeout and started + timeout < deadline:
+        deadline, why = started + timeout, f"timed out after {format_duration(timeout)} (--timeout)"
+    else:
+        why = f"timed out (no answer within {format_duration(ASKPASS_WAIT)})"
+    client = httpclient.Client()
+    client.session.resolve_redirects = _no_redirects  # type: ignore[method-assign]
     try:
-        answer = requests.get(url, timeout=wait, allow_redirects=False)
-    except requests.RequestException as exc:
-        raise JobFailed(f"--askpass-url {redact.redact(url)} failed: {httpclient.describe_error(exc)}") from None
+        answer = client.send(
+            "GET", url, deadline=deadline, per_attempt=ASKPASS_WAIT,
+            read_body=lambda status: status == 200, body_limit=ASKPASS_LIMIT + 1,
+        )  # fmt: skip
+    except httpclient.GaveUp:
+        raise JobFailed(f"--askpass-url {shown} failed: {why}") from None
+    except httpclient.RequestFailed as exc:
+        raise JobFailed(f"--askpass-url {shown} failed: {exc}") from None
+    if answer.status != 200:
+        raise JobFailed(f"--askpass-url {shown} answered HTTP {answer.status}, not 200")
+    if time.monotonic() >= deadline:  # the watchdog cut the body off: what came is not the answer
+        raise JobFailed(f"--askpass-url {shown} failed: {why}")
+    length = answer.headers.get("content-length", "")
+    if len(answer.start.encode()) > ASKPASS_LIMIT or (length.isdigit() and int(length) > ASKPASS_LIMIT):
+        raise JobFailed(f"--askpass-url {shown} answered with a body larger than {ASKPASS_LIMIT >> 10} KiB")
     fields: dict[str, str] = {}
-    for line in answer.text.splitlines():
+    for line in answer.start.splitlines():
         key, equals, value = line.partition("=")
         if equals and key.strip() in ("username", "password"):
             fields[key.strip()] = value.strip("\r")
     if "password" in fields:
         redact.register(fields["password"])
-    if answer.status_code != 200:
-        raise JobFailed(f"--askpass-url {redact.redact(url)} answered HTTP {answer.status_code}, not 200")
     if not fields.get("password"):
-        raise JobFailed(f"--askpass-url {redact.redact(url)} answered without a password= line")
+        raise JobFailed(f"--askpass-url {shown} answered without a password= line")
     return fields.get("username", ""), fields["password"]
+
+
+def _no_redirects(*args: Any, **kwargs: Any) -> Iterator[Any]:
+    """requests' Session.resolve_redirects that follows nothing: the redirect itself is the answer
+    (git-sync's askpass URL answers by itself; a redirect could lead anywhere)."""
+    return iter(())
 
 
 def _url_credentials(given: list[list[Any]], remote: Remote, for_remote: bool) -> list[tuple[str, str]]:
@@ -395,6 +448,9 @@ def _url_credentials(given: list[list[Any]], remote: Remote, for_remote: bool) -
         url, user, password_file = (entry.get(name) for name in ("url", "username", "password-file"))
         if not all(isinstance(value, str) and value for value in (url, user, password_file)):
             raise BadInput("--credential needs url, username and password-file, each a non-empty string")
+        for name, value in (("url", url), ("username", user), ("password-file", password_file)):
+            if not value.isprintable():  # a NUL would reach open() or git's environment as a ValueError
+                raise BadInput(f"--credential {name}: control or other non-printable characters are not allowed")
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise BadInput(f"--credential url {url!r}: an http(s) URL is needed (ssh uses --ssh-key-file)")
@@ -593,7 +649,8 @@ class Clone:
         log.info(f"cloning {self.remote.url} ({self.describe()}) into {self.dest}")
         try:
             git = ["--git-dir", tmp]
-            self.git.check("init", "-q", "--bare", tmp, what="clone")
+            # --template=: no template at all (its config and info/attributes would be the new .git's)
+            self.git.check("init", "-q", "--bare", "--template=", tmp, what="clone")
             self.git.check(*git, "config", "core.bare", "false", what="clone")
             self.git.check(*git, "config", CLONING_KEY, "true", what="clone")
             self.git.check(*git, "remote", "add", "--end-of-options", "origin", self.remote.url, what="clone")

@@ -261,7 +261,7 @@ def test_git_config_reaches_git_and_not_the_checkout(run_cli, git_http, git_repo
     dest = tmp_path / "site"
     auth = ["--username", USERNAME, "--password-file", str(password_file)]
     try:
-        quoted = f'"http.{git_http.url("")}.proxy":"{proxy.url}",http.lowSpeedTime:"7"'
+        quoted = f'"http.proxy":"{proxy.url}",http.lowSpeedTime:"7"'
         result = run_cli(
             "git-clone",
             git_http.url("main.git"),

@@ -461,7 +461,8 @@ def test_git_config_cannot_reopen_what_initkit_closes(run_cli, git_daemon, tmp_p
 
 
 def test_git_config_cannot_let_credentials_follow_a_redirect(run_cli, other_host, tmp_path):
-    """--git-config http.followRedirects:true comes before initkit's own keys, which win."""
+    """http.followRedirects is not on --git-config's allow-list; the general form would come
+    before initkit's own keys, which win, the URL-scoped one would not (issue 15 #3)."""
     redirector = Redirector(f"http://127.0.0.2:{other_host.port}")
     password = tmp_path / "password"
     password.write_text(PASSWORD + "\n")
@@ -473,8 +474,8 @@ def test_git_config_cannot_let_credentials_follow_a_redirect(run_cli, other_host
         )  # fmt: skip
     finally:
         redirector.stop()
-    assert redirector.seen and all("Authorization" not in headers for headers in other_host.seen)
-    assert result.code == 1 and "redirect" in result.stderr
+    assert all("Authorization" not in headers for headers in other_host.seen)
+    assert result.code == 2 and "may not set http.followRedirects" in result.stderr
 
 
 def test_git_config_extra_header_authenticates_and_stays_out_of_the_checkout(run_cli, git_http, git_repos, tmp_path):
@@ -519,3 +520,392 @@ def test_askpass_credentials_stay_out_of_argv(git_http, tmp_path):
     assert any("fetch" in cmdline for cmdline in seen), err
     assert not any(PASSWORD in cmdline or token in cmdline for cmdline in seen)
     assert PASSWORD not in err
+
+
+# --- issue 15 #2: --git-config is an allow-list ----------------------------------------
+
+
+def template_with_a_filter(tmp_path: Path, marker: Path) -> Path:
+    """A git template whose config defines a smudge filter and whose info/attributes applies it."""
+    template = tmp_path / "template"
+    (template / "info").mkdir(parents=True)
+    git("config", "--file", template / "config", "filter.x.smudge", script(tmp_path / "smudge", marker))
+    git("config", "--file", template / "config", "filter.x.required", "true")
+    (template / "info/attributes").write_text("* filter=x\n")
+    return template
+
+
+@pytest.mark.parametrize("flag", ["--git-config", "--git-config-add"])
+def test_git_config_template_dir_cannot_plant_a_filter(run_cli, git_daemon, git_repos, tmp_path, marker, flag):
+    template = template_with_a_filter(tmp_path, marker)
+    dest = tmp_path / "site"
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(dest), flag, f"init.templateDir:{template}")
+    assert not marker.exists(), "the template's smudge filter ran"
+    assert result.code == 2, result.stderr
+    assert f"{flag} may not set init.templateDir" in result.stderr and len(result.lines) == 1
+    assert not dest.exists()
+
+
+# Each of these runs a command, reads configuration, attributes, cookies or keys from
+# elsewhere, fetches from another place, or undoes a safeguard: none is on the allow-list.
+NOT_ALLOWED = {
+    "init.templateDir": "/tmp",
+    "core.attributesFile": "/tmp/attributes",
+    "core.excludesFile": "/tmp/excludes",
+    "core.sharedRepository": "0777",
+    "core.bare": "true",
+    "core.worktree": "/tmp",
+    "core.editor": "touch /tmp/x",
+    "core.packedRefsTimeout": "1",
+    "http.sslVerify": "false",
+    "http.followRedirects": "true",
+    "http.cookieFile": "/var/run/secrets/token",
+    "http.sslKey": "/var/run/secrets/key",
+    "http.sslCert": "/var/run/secrets/cert",
+    "http.curloptResolve": "git.example.com:443:10.0.0.9",
+    "http.emptyAuth": "true",
+    "http.delegation": "always",
+    "http.proxySSLKey": "/var/run/secrets/key",
+    "fetch.bundleURI": "http://127.0.0.1:9/bundle",
+    "transfer.bundleURI": "true",
+    "fetch.recurseSubmodules": "true",
+    "protocol.file.allow": "always",
+    "protocol.https.allow": "always",
+    "url.file:///etc/.insteadOf": "https://git.example.com/",
+    "url.ext::sh -c touch% /tmp/x/.insteadOf": "https://git.example.com/",
+    "url./var/run/secrets/.insteadOf": "https://git.example.com/",
+    "url.https://x/.pushInsteadOf": "https://git.example.com/",
+    "safe.directory": "*",
+    "submodule.x.url": "file:///etc",
+    "submodule.x.update": "!touch /tmp/x",
+    "uploadpack.packObjectsHook": "touch /tmp/x",
+    "diff.external": "touch /tmp/x",
+    "mailmap.file": "/etc/passwd",
+    "sequence.editor": "touch /tmp/x",
+    "gpg.program": "touch /tmp/x",
+    "color.ui": "always",
+    "trace2.eventTarget": "/tmp/trace",
+}
+
+
+@pytest.mark.parametrize("key", list(NOT_ALLOWED))
+def test_git_config_outside_the_allow_list_is_refused(run_cli, tmp_path, key):
+    dest = tmp_path / "site"
+    result = run_cli(
+        "git-clone", "git://127.0.0.1:9/x.git", str(dest), "--git-config-add", f'"{key}":"{NOT_ALLOWED[key]}"'
+    )
+    assert result.code == 2, result.stderr
+    assert f"--git-config-add may not set {key}" in result.stderr and len(result.lines) == 1
+    assert not dest.exists()
+
+
+def test_the_allowed_keys_reach_git(run_cli, git_daemon, git_repos, tmp_path):
+    """What a one-time clone legitimately tunes still works, in any case, with URL-scoped tuning."""
+    allowed = (
+        "http.postBuffer:524288000,HTTP.LOWSPEEDLIMIT:100,http.lowSpeedTime:30,"
+        '"http.https://git.example.com/.postBuffer":1048576,http.version:HTTP/1.1,'
+        "core.compression:9,core.bigFileThreshold:1m,core.autocrlf:false,core.quotePath:false,"
+        "pack.threads:1,pack.windowMemory:100m,fetch.unpackLimit:1,transfer.fsckObjects:true,"
+        "protocol.version:2,user.name:deploy,user.email:deploy@example.com,checkout.workers:2,"
+        '"url.https://git.example.com/.insteadOf":"git@git.example.com:",submodule.fetchJobs:2'
+    )
+    dest = tmp_path / "site"
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(dest), "--git-config", allowed)
+    assert result.code == 0, result.stderr
+    assert head(dest) == git_repos.shas["c2"]
+
+
+# --- issue 15 #3: no URL-scoped form of a safety key ------------------------------------
+
+
+def test_url_scoped_follow_redirects_cannot_send_credentials_to_another_host(run_cli, other_host, tmp_path):
+    """git prefers http.<url>.followRedirects over initkit's http.followRedirects=false."""
+    redirector = Redirector(f"http://127.0.0.2:{other_host.port}")
+    password = tmp_path / "password"
+    password.write_text(PASSWORD + "\n")
+    auth = ["--username", USERNAME, "--password-file", str(password)]
+    dest = tmp_path / "site"
+    try:
+        result = run_cli(
+            "git-clone", redirector.url("main.git"), str(dest), *auth,
+            "--git-config", f'"http.http://127.0.0.1:{redirector.port}/.followRedirects":true',
+        )  # fmt: skip
+    finally:
+        redirector.stop()
+    assert all("Authorization" not in headers for headers in other_host.seen), "credentials reached the other host"
+    assert result.code == 2, result.stderr
+    assert "may not set http.http://127.0.0.1" in result.stderr and len(result.lines) == 1
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["followRedirects", "sslVerify", "extraHeader", "proxy", "sslCAInfo", "FOLLOWREDIRECTS", "cookieFile"]
+)
+def test_url_scoped_forms_of_safety_keys_are_refused(run_cli, tmp_path, name):
+    for scope in ("http://127.0.0.1:9/", "https://git.example.com/team/site.git", "*.example.com", ""):
+        key = f"http.{scope}.{name}" if scope else f"http..{name}"
+        result = run_cli("git-clone", "git://127.0.0.1:9/x.git", str(tmp_path / "site"), "--git-config", f'"{key}":x')
+        assert result.code == 2, (key, result.stderr)
+        assert len(result.lines) == 1 and "may not set" in result.stderr
+
+
+def test_a_users_own_authorization_header_does_not_follow_a_redirect(run_cli, other_host, tmp_path):
+    """An Authorization header of --git-config is a credential too: git must not follow a redirect with it."""
+    import base64
+
+    token = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    redirector = Redirector(f"http://127.0.0.2:{other_host.port}")
+    dest = tmp_path / "site"
+    try:
+        result = run_cli(
+            "git-clone",
+            redirector.url("main.git"),
+            str(dest),
+            "--git-config",
+            f"http.extraHeader:Authorization: Basic {token}",
+        )
+    finally:
+        redirector.stop()
+    assert redirector.seen
+    assert all("Authorization" not in headers for headers in other_host.seen), "the header reached the other host"
+    assert result.code == 1 and "redirect" in result.stderr and token not in result.stderr
+    assert not dest.exists()
+
+
+@pytest.fixture
+def checkout_http(run_cli, git_http, tmp_path) -> tuple[Path, list[str]]:
+    """A checkout initkit made over http with credentials; the app now writes into it."""
+    dest = tmp_path / "site"
+    password = tmp_path / "password"
+    password.write_text(PASSWORD + "\n")
+    auth = ["--username", USERNAME, "--password-file", str(password)]
+    assert run_cli("git-clone", git_http.url("main.git"), str(dest), "--ref", "v1", *auth).code == 0
+    return dest, auth
+
+
+@pytest.mark.parametrize("name", ["followRedirects", "sslVerify", "extraHeader", "proxy"])
+def test_url_scoped_safety_keys_planted_in_the_checkout_are_refused(run_cli, git_http, checkout_http, name):
+    """The app may write DEST/.git/config: the checkout's allow-list holds no http.* key at all."""
+    dest, auth = checkout_http
+    key = f"http.{git_http.url('')}.{name}"
+    plant(dest, key, "true" if name in ("followRedirects", "sslVerify") else "http://127.0.0.1:9")
+    result = run_cli("git-clone", git_http.url("main.git"), str(dest), "--ref", "main", *auth)
+    assert result.code == 2, result.stderr
+    assert f"sets {key.lower()}" in result.stderr.lower() and len(result.lines) == 1
+
+
+# --- every override beats what an included file could add --------------------------------
+
+
+@pytest.mark.parametrize("include", ["include.path", "includeIf.gitdir:/.path"])
+def test_overrides_beat_an_included_file(git_http, git_repos, tmp_path, marker, include):
+    """Past the allow-list (which refuses include.* and includeIf.*): the keys initkit forces
+    come after the user's, so they win even over a file the user's config would include."""
+    from initkit import gitrepo
+
+    repo = tmp_path / "repo"
+    git("clone", "-q", git_repos.path("main.git"), repo)
+    included = tmp_path / "included.config"
+    for key in ("core.fsmonitor", "core.sshCommand", "core.gitProxy", "core.askPass"):
+        git("config", "--file", included, key, script(tmp_path / key, marker))
+    git("config", "--file", included, "credential.helper", "!" + script(tmp_path / "helper", marker))
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    script(hooks / "post-checkout", marker)
+    git("config", "--file", included, "core.hooksPath", str(hooks))
+    plain = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1"}
+    tree = ["git", "--git-dir", str(repo / ".git"), "--work-tree", str(repo)]
+    user = [(include, str(included))]
+    control = {**plain, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": include, "GIT_CONFIG_VALUE_0": str(included)}
+    subprocess.run([*tree, "checkout", "-q", "--detach"], env=control, capture_output=True, timeout=30)
+    assert marker.exists(), "control: the included file ran nothing without initkit's overrides"
+    marker.unlink()
+    env = {**plain, **gitrepo.git_environment(ssh=gitrepo.ssh_options([], None), user_config=user)}
+    for args in (
+        ["status"],
+        ["checkout", "-q", "--detach"],
+        ["ls-remote", "git://127.0.0.1:9/x.git"],
+        ["ls-remote", git_http.url("main.git")],
+        ["ls-remote", "ssh://git@127.0.0.1:9/x.git"],
+    ):
+        subprocess.run([*tree, *args], env=env, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert not marker.exists(), f"the included file ran a command on git {args[0]}"
+
+
+# --- issue 15 #5: --askpass-url is bounded in time and size ------------------------------
+
+
+def test_a_dripping_askpass_url_ends_at_the_timeout(run_proc, tmp_path):
+    from tests.security.hostile_http import DripServer
+
+    drip = DripServer("body", every=0.5)
+    dest = tmp_path / "site"
+    try:
+        started = time.monotonic()
+        result = run_proc("git-clone", "http://127.0.0.1:9/x.git", str(dest), "--askpass-url", drip.url("/pw"),
+                          "--timeout", "3s", timeout=20)  # fmt: skip
+        elapsed = time.monotonic() - started
+    finally:
+        drip.stop()
+    assert result.code == 1, result.stderr
+    assert elapsed < 5, elapsed
+    assert "--askpass-url" in result.stderr and "timed out" in result.stderr and len(result.lines) == 1
+    assert not dest.exists()
+
+
+def test_a_flooding_askpass_url_is_not_read_into_memory(tmp_path):
+    from tests.conftest import initkit_command
+    from tests.security.hostile_http import FloodServer
+
+    flood = FloodServer(200, size=2 << 30)
+    out = tmp_path / "rss"
+    try:
+        started = time.monotonic()
+        done = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", str(out),
+             *initkit_command("git-clone", "http://127.0.0.1:9/x.git", str(tmp_path / "site"),
+                              "--askpass-url", flood.url("/pw"), "--timeout", "20s")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    finally:
+        flood.stop()
+    rss = int(out.read_text().split()[-1])
+    assert rss < 80 * 1024, f"peak RSS {rss} KiB"
+    assert flood.sent < 64 << 20 and elapsed < 10
+    assert done.returncode == 1, done.stderr
+    assert "--askpass-url" in done.stderr and "larger than" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_askpass_redirect_is_not_followed(run_cli, tmp_path):
+    from tests.gitservers import AskpassServer
+
+    askpass = AskpassServer(f"username={USERNAME}\npassword={PASSWORD}\n", address="127.0.0.2")
+    redirector = Redirector(f"http://127.0.0.2:{askpass.port}")
+    try:
+        result = run_cli(
+            "git-clone", "http://127.0.0.1:9/x.git", str(tmp_path / "site"), "--askpass-url", redirector.url("pw")
+        )
+    finally:
+        redirector.stop()
+        askpass.stop()
+    assert redirector.seen and askpass.requests == 0
+    assert result.code == 1 and "answered HTTP 301, not 200" in result.stderr and len(result.lines) == 1
+
+
+# --- issue 15 #17: NUL characters in --credential ----------------------------------------
+
+
+@pytest.mark.parametrize("field", ["url", "password-file", "username"])
+def test_nul_in_a_credential_is_bad_input(run_cli, git_http, tmp_path, field):
+    import json
+
+    password = tmp_path / "password"
+    password.write_text(PASSWORD + "\n")
+    entry = {"url": git_http.url("main.git"), "username": USERNAME, "password-file": str(password)}
+    entry[field] = entry[field] + "\0x"
+    dest = tmp_path / "site"
+    result = run_cli("git-clone", git_http.url("main.git"), str(dest), "--credential", json.dumps(entry))
+    assert result.code == 2, result.stderr
+    assert len(result.lines) == 1 and "internal error" not in result.stderr and PASSWORD not in result.stderr
+    assert not dest.exists()
+
+
+def test_nul_in_a_password_file_is_bad_input(run_cli, git_http, tmp_path):
+    import json
+
+    password = tmp_path / "password"
+    password.write_bytes(PASSWORD.encode() + b"\0tail\n")
+    entry = {"url": git_http.url(""), "username": USERNAME, "password-file": str(password)}
+    for args in (["--credential", json.dumps(entry)], ["--username", USERNAME, "--password-file", str(password)]):
+        result = run_cli("git-clone", git_http.url("main.git"), str(tmp_path / "site"), *args)
+        assert result.code == 2, result.stderr
+        assert len(result.lines) == 1 and PASSWORD not in result.stderr and "tail" not in result.stderr
+
+
+# --- issue 15 #20: --sparse-checkout-file is a bounded regular file ----------------------
+
+
+def test_a_fifo_as_sparse_checkout_file_is_refused_at_once(run_proc, tmp_path):
+    fifo = tmp_path / "patterns"
+    os.mkfifo(fifo)
+    dest = tmp_path / "site"
+    started = time.monotonic()
+    result = run_proc("git-clone", "git://127.0.0.1:9/x.git", str(dest), "--sparse-checkout-file", str(fifo),
+                      "--timeout", "2s", timeout=15)  # fmt: skip
+    assert time.monotonic() - started < 5
+    assert result.code == 2, result.stderr
+    assert "not a regular file" in result.stderr and len(result.lines) == 1
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("what", ["directory", "device", "huge"])
+def test_sparse_checkout_file_must_be_a_small_regular_file(run_cli, tmp_path, what):
+    path = tmp_path / "patterns"
+    if what == "directory":
+        path.mkdir()
+    elif what == "device":
+        path = Path("/dev/zero")
+    else:
+        path.write_bytes(b"/app/\n" * (1 << 20))
+    result = run_cli(
+        "git-clone", "git://127.0.0.1:9/x.git", str(tmp_path / "site"), "--sparse-checkout-file", str(path)
+    )
+    assert result.code == 2, result.stderr
+    assert "sparse-checkout file" in result.stderr and len(result.lines) == 1
+
+
+def test_sparse_checkout_file_from_a_configmap_is_read_through_its_link(run_cli, git_daemon, git_repos, tmp_path):
+    """A ConfigMap's files are symbolic links into its ..data directory: those are followed."""
+    mount = tmp_path / "configmap"
+    (mount / "..2024_01_01").mkdir(parents=True)
+    (mount / "..2024_01_01/patterns").write_text("/app/\n")
+    (mount / "..data").symlink_to("..2024_01_01")
+    (mount / "patterns").symlink_to("..data/patterns")
+    dest = tmp_path / "site"
+    result = run_cli(
+        "git-clone", git_daemon.url("main.git"), str(dest), "--sparse-checkout-file", str(mount / "patterns")
+    )
+    assert result.code == 0, result.stderr
+    assert (dest / "app/config.txt").exists() and not (dest / "README.md").exists()
+
+
+# --- the allow-list, for any spelling -------------------------------------------------------
+
+SAFETY_NAMES = ["followRedirects", "sslVerify", "extraHeader", "proxy", "sslCAInfo", "cookieFile", "sslKey"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(SAFETY_NAMES),
+    scope=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0\n"), max_size=30),
+    upper=st.lists(st.booleans(), min_size=20, max_size=20),
+)
+def test_no_spelling_of_a_url_scoped_safety_key_passes(name, scope, upper):
+    from initkit.errors import BadInput
+    from initkit.gitrepo import check_user_config
+
+    key = "".join(c.upper() if flip else c.lower() for c, flip in zip(f"http.{name}", upper * 2, strict=False))
+    section, _, rest = key.partition(".")
+    with pytest.raises(BadInput) as refused:
+        check_user_config(f"{section}.{scope}.{rest}", "x")
+    assert "\n" not in str(refused.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.text(st.characters(blacklist_categories=("Cs",)), max_size=40), value=st.text(max_size=10))
+def test_any_accepted_key_is_on_the_allow_list(key, value):
+    from initkit import gitrepo
+    from initkit.errors import BadInput
+
+    try:
+        gitrepo.check_user_config(key, value)
+    except BadInput as exc:
+        assert "\n" not in str(exc) or "\n" in key
+        return
+    section, _, rest = key.partition(".")
+    sub, _, name = rest.rpartition(".")
+    plain = f"{section}.{name}".lower()
+    assert plain in gitrepo._USER_KEYS or plain == "url.insteadof"
+    assert not sub or plain in gitrepo._URL_SCOPED or plain == "url.insteadof"
