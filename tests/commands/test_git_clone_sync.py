@@ -502,7 +502,7 @@ def test_error_and_touch_files_cannot_be_inside_dest(run_cli, git_daemon, tmp_pa
 # --- --sparse-checkout-file and --filter ------------------------------------------
 
 
-def test_sparse_checkout_applied_changed_and_dropped(run_cli, git_daemon, tmp_path):
+def test_sparse_checkout_applied_changed_and_dropped(run_cli, git_repos, git_daemon, tmp_path):
     dest, url, patterns = tmp_path / "site", git_daemon.url("main.git"), tmp_path / "sparse"
     patterns.write_text("/app/\n")
     result = run_cli("git-clone", url, str(dest), "--sparse-checkout-file", str(patterns))
