@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import initkit_command
-from tests.security.hostile_http import CrossHostRedirect, DripServer, FloodServer, wait_until
+from tests.security.hostile_http import CrossHostRedirect, DripServer, FloodServer, RawServer, wait_until
 from tests.servers import Reply, ScriptedHttpServer, free_port
 
 POD = {"POD_NAME": "myapp-7d4b9", "POD_NAMESPACE": "shop", "POD_IP": "10.244.1.17", "POD_UID": "8d2c-11"}
@@ -571,3 +571,30 @@ def test_a_url_passes_the_check_only_if_requests_can_prepare_it(url):
         assert "\n" not in str(exc)
         return
     requests.Request("GET", url).prepare()
+
+
+# ---- INITKIT_*_HEADER: one header a line, lines end at \n only ----------------------------------------
+
+
+@pytest.mark.parametrize("separator", ["\x1c", "\x1d", "\x1e", "\u2028", "\u2029"])
+def test_a_header_line_from_the_environment_is_not_split_at_other_line_breaks(run_cli, server, separator):
+    """str.splitlines() would make two headers of this one line, where --header refuses it whole."""
+    result = run_cli("register", server.url(), env={**POD, "INITKIT_REGISTER_HEADER": f"X-A: 1{separator}X-B: 2"})
+    assert result.code == 2, result.stderr
+    assert "header X-A" in result.stderr and len(result.lines) == 1
+    assert server.seen == []
+
+
+def test_a_header_value_with_nel_from_the_environment_stays_one_header(run_cli):
+    """NEL (\x85) is latin-1 text that --header sends inside the value: so does the environment."""
+    raw = RawServer(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+    try:
+        env = {**POD, "INITKIT_REGISTER_HEADER": "X-A: 1\x85X-B: 2\nX-C: 3\n"}
+        result = run_cli("register", raw.url(), env=env)
+    finally:
+        raw.stop()
+    assert result.code == 0, result.stderr
+    (head,) = raw.heads
+    lines = head.split(b"\r\n")
+    assert b"X-A: 1\x85X-B: 2" in lines and b"X-C: 3" in lines
+    assert not any(line.startswith(b"X-B") for line in lines)
