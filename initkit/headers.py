@@ -2,17 +2,16 @@
 
 One reader for register and fetch. The token goes through `secretfile`; the value of a
 header whose name looks like a credential is registered for redaction as soon as it is
-known, so no later message can show it. Light on purpose: no HTTP library is imported.
+known, so no later message can show it. Which names do is `redact.is_secret_name`, the
+one rule also used for URL query keys and for the headers httpclient drops on a
+redirect to another host. Light on purpose: no HTTP library is imported.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 from initkit.errors import BadInput
-
-SECRET_NAME = re.compile(r"auth|token|key|secret|passw|cookie|session|credential", re.IGNORECASE)
 
 
 def parse(
@@ -30,7 +29,7 @@ def parse(
         if not sep or not name:
             raise BadInput(f"malformed --header {raw.split(':')[0]!r}...: expected 'Name: value'")
         value = render(value.strip(), name) if render else value.strip()
-        if SECRET_NAME.search(name):
+        if redact.is_secret_name(name):
             redact.register(value)  # e.g. 'Authorization: Bearer {{ env.API_KEY }}': never print the value
         result[name] = value
     return result

@@ -1,8 +1,8 @@
 """HTTP for `register` and wait-for's URL targets, on requests.
 
 requests does the protocol work: the proxy environment variables (CIDR and
-suffix NO_PROXY entries), Basic auth from URL userinfo, redirects (dropping
-Authorization when the host changes), the CA bundle. Retries, their backoff
+suffix NO_PROXY entries), Basic auth from URL userinfo, redirects, the CA
+bundle. Retries, their backoff
 with jitter and Retry-After are urllib3's `Retry`, mounted on the Session's
 adapter. What initkit adds is what neither library has:
 
@@ -12,6 +12,10 @@ adapter. What initkit adds is what neither library has:
 - answers are streamed: only the first few KiB of a body are ever read.
 - request parts are checked before sending, so a bad value is exit 2 with a
   line naming the part, never a library message quoting the (secret) value.
+- a redirect to another host gets none of the credential headers (requests
+  drops only Authorization), and one to a URL that is not http(s) is the
+  server's failure (`_Session`).
+- one wording of a failed request for every command (`failure`, `refused`).
 
 Imported only by commands that send HTTP: `initkit sleep` loads no requests.
 """
@@ -33,7 +37,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
-from initkit import __version__
+from initkit import __version__, redact
 from initkit.errors import BadInput
 
 USER_AGENT = f"initkit/{__version__}"
@@ -50,11 +54,13 @@ _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 class RequestFailed(Exception):
     """No usable HTTP answer: the message is a short phrase ('connection refused', ...).
 
-    `attempts`: how many were made, when fewer than the policy allowed."""
+    `attempts`: how many were made, when fewer than the policy allowed.
+    `retried`: False for a failure no retry could change (a redirect off http(s))."""
 
-    def __init__(self, reason: str, attempts: int | None = None) -> None:
+    def __init__(self, reason: str, attempts: int | None = None, *, retried: bool = True) -> None:
         super().__init__(reason)
         self.attempts = attempts
+        self.retried = retried
 
 
 class BadStatus(Exception):
@@ -351,6 +357,45 @@ def _history_reason(entry: Any) -> str:
     return describe_error(entry.error) if entry.error is not None else "unknown"
 
 
+# ---- redirects ----------------------------------------------------------------------------------
+
+SHOWN_REDIRECT = 200  # characters of a redirect's target a message shows: the server chose them
+
+
+class _Session(requests.Session):
+    """requests' Session, stricter on each redirect it follows (requests calls `rebuild_auth` for each).
+
+    requests strips only Authorization when a redirect leaves the origin; initkit's
+    credentials also travel as X-Api-Key, PRIVATE-TOKEN, Cookie and the like. Every
+    header whose name `redact.is_secret_name` calls a credential is dropped too, by
+    requests' own rule of what leaves the origin (`should_strip_auth`: another host,
+    port or scheme, except http to https on the default ports). Proxy-Authorization
+    is left to requests, which drops the caller's and rebuilds the one of the proxy
+    settings for the new URL (`rebuild_proxies`)."""
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        target = prepared_request.url or ""
+        try:
+            check_url(target)
+        except BadInput:
+            # The server's doing, not the operator's: a failure (exit 1), not retried.
+            why = f"redirected to {_shown_target(target)}: not a usable http(s) URL"
+            raise RequestFailed(why, 1, retried=False) from None
+        if self.should_strip_auth(response.request.url, target):
+            for name in [n for n in prepared_request.headers if redact.is_secret_name(n)]:
+                if name.lower() != "proxy-authorization":
+                    del prepared_request.headers[name]
+        super().rebuild_auth(prepared_request, response)
+
+
+def _shown_target(url: str) -> str:
+    """A redirect's target as a message shows it: no userinfo, no secret query value, bounded."""
+    from initkit.urls import shown
+
+    text = shown(url)
+    return text if len(text) <= SHOWN_REDIRECT else text[:SHOWN_REDIRECT] + "..."
+
+
 # ---- sending ------------------------------------------------------------------------------------
 
 
@@ -380,7 +425,7 @@ class Client:
             redirect=False,  # requests follows redirects itself (Session.max_redirects)
             policy=self.policy,
         )
-        self.session = requests.Session()
+        self.session = _Session()
         self.session.max_redirects = MAX_REDIRECTS
         self.session.headers["User-Agent"] = USER_AGENT
         # No compressed answers: a small gzip body can inflate without bound, and initkit reads only a snippet.
@@ -532,10 +577,14 @@ class Client:
                     raise GaveUp("timed out", tries, deadline_passed=True)
                 raise RequestFailed("timed out", tries)
             return response
-        except GaveUp:
+        except (GaveUp, RequestFailed):
             raise
         except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema):
-            raise BadInput(f"invalid URL {url}: requests cannot send to it") from None
+            # Not a redirect's target (`_Session` checks those): the caller's URL.
+            from initkit.urls import shown
+
+            check_url(url)
+            raise BadInput(f"invalid URL {shown(url)!r}: requests cannot send to it") from None
         except requests.exceptions.InvalidHeader:
             # requests' message quotes the value, which may be a secret: name nothing of it.
             raise BadInput("a header value was refused by requests (leading whitespace or a line break)") from None
@@ -628,6 +677,32 @@ def _phrase(chain: list[BaseException], text: str) -> str:
         return "connection closed by the server"
     # Never the library's message: it may quote a header value or a URL.
     return f"{type(chain[0]).__name__}"
+
+
+def failure(what: str, exc: GaveUp | RequestFailed | BadStatus, *, attempts: int, timeout: float) -> str:
+    """The one line of a request that did not succeed, for every command: "WHAT failed: why".
+
+    `what` is "METHOD URL" as the command shows it; `attempts` and `timeout` are its options."""
+    from initkit.durations import format_duration
+
+    if isinstance(exc, BadStatus):
+        return refused(what, exc.status, exc.reason, exc.snippet, attempts=attempts)
+    if isinstance(exc, GaveUp):
+        passed = "passed" if exc.deadline_passed else "would pass before the next attempt"
+        return (
+            f"{what} failed: {exc.reason}; gave up after {exc.attempts} attempts: "
+            f"the {format_duration(timeout)} timeout {passed}"
+        )
+    if not exc.retried:
+        return f"{what} failed: {exc}"
+    return f"{what} failed: {exc}; gave up after {exc.attempts or attempts} attempts"
+
+
+def refused(what: str, status: int, reason: str, snippet: str, *, attempts: int) -> str:
+    """The one line of an answer that is no success: 5xx and 429 were retried, any other status was refused."""
+    if status >= 500 or status == 429:
+        return f"{what} failed: HTTP {status}; gave up after {attempts} attempts"
+    return f"{what} was refused: HTTP {status} {reason}: {snippet}"
 
 
 def snippet(text: str, limit: int = 200) -> str:

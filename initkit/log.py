@@ -2,7 +2,11 @@
 
 A tiny logger rather than the stdlib's `logging`: start-up time matters for
 init containers and this is all initkit needs. With --debug, libraries that
-use `logging` (urllib3) are routed here too.
+use `logging` (urllib3) are routed here too, and redacted like the rest.
+
+Every line is one line of text a terminal only displays: a text line has its
+control characters escaped here (`printable`), as JSON escapes them in a JSON
+line, whatever a server put in its reason phrase or body.
 """
 
 from __future__ import annotations
@@ -52,11 +56,20 @@ def is_debug() -> bool:
     return _state["level"] <= DEBUG
 
 
+def printable(text: str) -> str:
+    """TEXT with every character a terminal would act on escaped as Python writes it (`\\x1b`,
+    `\\n`, `\\u2028`): C0 (tab too), DEL, C1, line and paragraph separators, bidi and other
+    format characters. `str.isprintable` is Unicode's own list of them."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def emit(level: int, msg: str, **fields: Any) -> None:
     if level < _state["level"]:
         return
-    msg = redact(msg)
     if _state["format"] == "json":
+        msg = redact(msg)  # json.dumps escapes every control character (ensure_ascii)
         record: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
             "level": _NAMES.get(level, "info"),
@@ -71,7 +84,10 @@ def emit(level: int, msg: str, **fields: Any) -> None:
         tag = "" if level == INFO else f"{_NAMES.get(level, 'info')}: "
         line = f"{prefix}: {tag}{msg}"
         if level <= DEBUG and fields:
-            line += " " + " ".join(f"{k}={redact(str(v))}" for k, v in fields.items())
+            line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+        # Redacted before escaping (a registered secret as it is) and after (its escaped form,
+        # and a URL whose line break no longer hides the end of its userinfo or query value).
+        line = redact(printable(redact(line)))
     try:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()

@@ -56,7 +56,10 @@ class Line(click.ParamType):
         return str(value)
 
     def split_envvar_value(self, rv: str) -> list[str]:
-        return [line for line in rv.splitlines() if line.strip()]
+        # At "\n" (or "\r\n") only: str.splitlines() also breaks at \r, \x85, \x1c-\x1e and \u2028,
+        # making two headers of one line that --header would refuse whole.
+        lines = (line.removesuffix("\r") for line in rv.split("\n"))
+        return [line for line in lines if line.strip()]
 
 
 def option(*decls: str, **attrs: Any) -> Any:

@@ -1,5 +1,5 @@
 """The one check of an http(s) URL a user gives (register's URL, wait-for's http targets),
-and the one way such a URL is shown in a message.
+and the one way such a URL is shown in a message (`redact` masks it again in every line).
 
 It runs before anything is sent, so a URL no request could ever go to (`http://[::1`,
 port 99999) is exit 2 at once instead of a failure retried until the timeout. The
@@ -15,6 +15,10 @@ import re
 import urllib.parse
 
 from initkit.errors import BadInput
+from initkit.log import printable
+from initkit.redact import mask_query
+
+__all__ = ["check_http_url", "printable", "shown", "without_userinfo"]
 
 _UNSENDABLE = re.compile(r"[\x00-\x20\x7f]")
 
@@ -36,16 +40,9 @@ def without_userinfo(url: str) -> str:
     return f"{scheme}{sep}{netloc}{tail}"
 
 
-def printable(text: str) -> str:
-    """TEXT with line breaks and other unprintable characters escaped, so a log line stays one line."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
-
-
 def shown(url: str) -> str:
-    """URL as a message may show it: no user:password@, one line."""
-    return printable(without_userinfo(url))
+    """URL as a message may show it: no user:password@, no secret query value (?token=***), one line."""
+    return mask_query(printable(without_userinfo(url)))
 
 
 def check_http_url(url: str, label: str = "invalid URL") -> None:

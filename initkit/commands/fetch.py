@@ -29,7 +29,6 @@ STALL_TIMEOUT = 30.0  # no byte for this long: the attempt failed (retried); --t
 _TEMP_SUFFIX = ".initkit-fetch"
 OLD = ".old"  # the previous tree, between the two renames that replace it
 _HEX = re.compile(r"[0-9a-f]{64}")
-_SECRET_WORD = re.compile(r"sig|token|key|secret|passw|auth|credential|session", re.IGNORECASE)
 
 
 @click.command("fetch", epilog=EXIT_CODES_HELP)
@@ -166,22 +165,10 @@ class Target:
 
 def shown_url(url: str) -> str:
     """URL as logs show it: no user:password@, and query values that look like credentials
-    (a presigned URL's X-Amz-Signature, ?token=) masked."""
-    import urllib.parse
-
+    (a presigned URL's X-Amz-Signature, ?token=) masked, by redact's one rule."""
     from initkit.urls import shown
 
-    base, sep, query = url.partition("?")
-    if not sep:
-        return shown(url)
-    query, hash_, fragment = query.partition("#")
-    pairs = []
-    for part in query.split("&"):
-        key, eq, value = part.partition("=")
-        if eq and _SECRET_WORD.search(urllib.parse.unquote(key)):
-            value = "***"
-        pairs.append(f"{key}{eq}{value}")
-    return shown(f"{base}?{'&'.join(pairs)}{hash_}{fragment}")
+    return shown(url)
 
 
 def _check_dest(target: Target, extract: bool) -> None:
@@ -294,18 +281,8 @@ def _download(
                 restart=restart,
                 write=write,
             )
-        except httpclient.BadStatus as exc:
-            if exc.status >= 500 or exc.status == 429:  # retried, and still failing
-                raise JobFailed(f"GET {shown} failed: HTTP {exc.status}; gave up after {attempts} attempts") from None
-            raise JobFailed(f"GET {shown} was refused: HTTP {exc.status} {exc.reason}: {exc.snippet}") from None
-        except httpclient.GaveUp as exc:
-            passed = "passed" if exc.deadline_passed else "would pass before the next attempt"
-            raise JobFailed(
-                f"GET {shown} failed: {exc.reason}; gave up after {exc.attempts} attempts: "
-                f"the {format_duration(timeout)} timeout {passed}"
-            ) from None
-        except httpclient.RequestFailed as exc:
-            raise JobFailed(f"GET {shown} failed: {exc}; gave up after {exc.attempts or attempts} attempts") from None
+        except (httpclient.BadStatus, httpclient.GaveUp, httpclient.RequestFailed) as exc:
+            raise JobFailed(httpclient.failure(f"GET {shown}", exc, attempts=attempts, timeout=timeout)) from None
         except OSError as exc:
             raise JobFailed(f"cannot write the download beside {target.dest}: {exc.strerror}") from None
         got = digest.hexdigest()

@@ -340,22 +340,13 @@ def send(
             # The body only matters for the error line of a refusal; a success's body is never read.
             read_body=lambda status: not (200 <= status < 300 or status in gone),
         )
-    except httpclient.GaveUp as exc:
-        passed = "passed" if exc.deadline_passed else "would pass before the next attempt"
-        raise JobFailed(
-            f"{method} {url} failed: {exc.reason}; gave up after {exc.attempts} attempts: "
-            f"the {format_duration(timeout)} timeout {passed}"
-        ) from None
-    except httpclient.RequestFailed as exc:
-        tries = exc.attempts or attempts
-        raise JobFailed(f"{method} {url} failed: {exc}; gave up after {tries} attempts") from None
+    except (httpclient.GaveUp, httpclient.RequestFailed) as exc:
+        raise JobFailed(httpclient.failure(f"{method} {url}", exc, attempts=attempts, timeout=timeout)) from None
     status = answer.status
-    if status >= 500 or status == 429:
-        raise JobFailed(f"{method} {url} failed: HTTP {status}; gave up after {attempts} attempts")
     done = "deregistered" if deregistering else "registered"
     if status in gone:
         log.emit(log.DEBUG if quiet else log.INFO, f"{method} {url}: already {done} (HTTP {status})")
     elif 200 <= status < 300:
         log.emit(log.DEBUG if quiet else log.INFO, f"{method} {url}: {done} (HTTP {status})")
     else:
-        raise JobFailed(f"{method} {url} was refused: HTTP {status} {answer.reason}: {answer.snippet}")
+        raise JobFailed(httpclient.refused(f"{method} {url}", status, answer.reason, answer.snippet, attempts=attempts))

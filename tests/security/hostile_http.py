@@ -43,6 +43,7 @@ class _TcpServer:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.connections = 0
+        self.heads: list[bytes] = []  # every request's head, as sent
         self.stopped = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -63,7 +64,7 @@ class _TcpServer:
             if self.tls is not None:
                 conn = self.tls.wrap_socket(conn, server_side=True)
         with conn, contextlib.suppress(OSError):
-            _read_request(conn)
+            self.heads.append(_read_request(conn))
             self.serve(conn)
 
     def serve(self, conn: socket.socket) -> None:
@@ -116,6 +117,18 @@ class FloodServer(_TcpServer):
         while self.sent < self.size and not self.stopped.is_set():
             conn.sendall(block)
             self.sent += len(block)
+
+
+class RawServer(_TcpServer):
+    """Answers every request with `reply`, bytes as they are: a status line, headers and a body
+    that no well-behaved HTTP server library would send (control characters in the reason phrase)."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        super().__init__()
+
+    def serve(self, conn: socket.socket) -> None:
+        conn.sendall(self.reply)
 
 
 def wait_until(predicate: object, timeout: float = 10.0) -> bool:

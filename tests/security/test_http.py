@@ -8,6 +8,7 @@ cross-host redirect. Names resolve only in a private mount namespace whose
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import select
@@ -23,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import initkit_command
-from tests.security.hostile_http import CrossHostRedirect, DripServer, FloodServer, wait_until
+from tests.security.hostile_http import CrossHostRedirect, DripServer, FloodServer, RawServer, wait_until
 from tests.servers import Reply, ScriptedHttpServer, free_port
 
 POD = {"POD_NAME": "myapp-7d4b9", "POD_NAMESPACE": "shop", "POD_IP": "10.244.1.17", "POD_UID": "8d2c-11"}
@@ -232,6 +233,57 @@ def test_basic_auth_from_url_userinfo_is_dropped_on_a_cross_host_redirect(run_cl
     assert run_cli("register", url, env=POD).code == 0
     assert redirect.origin.seen[0].headers["Authorization"].startswith("Basic ")
     assert "Authorization" not in redirect.landing.seen[0].headers
+
+
+SECRET_HEADERS = {
+    "X-Api-Key": "s3cret-api-key",
+    "PRIVATE-TOKEN": "s3cret-private-token",
+    "Cookie": "sid=s3cret-cookie",
+    "Proxy-Authorization": "Basic s3cret-proxy-auth",
+}
+
+
+def _send_with_secret_headers(run_cli, command: str, url: str, tmp_path: Path):
+    """register or fetch URL with every kind of credential header, plus one plain header."""
+    (tmp_path / "token").write_text("s3cret-bearer-token")
+    args = ["--token-file", str(tmp_path / "token"), "--header", "X-Team: blue"]
+    for name, value in SECRET_HEADERS.items():
+        args += ["--header", f"{name}: {value}"]
+    if command == "register":
+        return run_cli("register", url, *args, env=POD)
+    digest = hashlib.sha256(b"payload").hexdigest()
+    return run_cli("fetch", url, str(tmp_path / "out"), "--sha256", digest, *args)
+
+
+@pytest.mark.parametrize("landing_host", ["127.0.0.2", "127.0.0.1"])  # another host; the same one on another port
+@pytest.mark.parametrize("command", ["register", "fetch"])
+def test_every_credential_header_is_dropped_on_a_cross_host_redirect(run_cli, tmp_path, command, landing_host):
+    landing = ScriptedHttpServer(host=landing_host)
+    origin = ScriptedHttpServer()
+    landing.default = Reply(200, "payload")
+    origin.default = Reply(302, "", {"Location": landing.url("/landing")})
+    try:
+        result = _send_with_secret_headers(run_cli, command, origin.url("/start"), tmp_path)
+    finally:
+        origin.stop()
+        landing.stop()
+    assert result.code == 0, result.stderr
+    (first,), (landed,) = origin.seen, landing.seen
+    assert first.headers["X-Api-Key"] == "s3cret-api-key" and first.headers["PRIVATE-TOKEN"] == "s3cret-private-token"
+    assert first.headers["Authorization"] == "Bearer s3cret-bearer-token"
+    assert "s3cret" not in json.dumps(landed.headers), landed.headers
+    assert landed.headers["X-Team"] == "blue"  # only credentials are dropped
+
+
+@pytest.mark.parametrize("command", ["register", "fetch"])
+def test_credential_headers_are_kept_on_a_same_host_redirect(run_cli, server, tmp_path, command):
+    server.script = [Reply(302, "", {"Location": server.url("/next")})]
+    server.default = Reply(200, "payload")
+    result = _send_with_secret_headers(run_cli, command, server.url("/start"), tmp_path)
+    assert result.code == 0, result.stderr
+    first, landed = server.seen
+    for name in ("Authorization", "X-Api-Key", "PRIVATE-TOKEN"):  # requests itself resends Cookie from its jar only
+        assert landed.headers[name] == first.headers[name]
 
 
 def test_a_redirect_loop_ends(run_cli, server):
@@ -519,3 +571,30 @@ def test_a_url_passes_the_check_only_if_requests_can_prepare_it(url):
         assert "\n" not in str(exc)
         return
     requests.Request("GET", url).prepare()
+
+
+# ---- INITKIT_*_HEADER: one header a line, lines end at \n only ----------------------------------------
+
+
+@pytest.mark.parametrize("separator", ["\x1c", "\x1d", "\x1e", "\u2028", "\u2029"])
+def test_a_header_line_from_the_environment_is_not_split_at_other_line_breaks(run_cli, server, separator):
+    """str.splitlines() would make two headers of this one line, where --header refuses it whole."""
+    result = run_cli("register", server.url(), env={**POD, "INITKIT_REGISTER_HEADER": f"X-A: 1{separator}X-B: 2"})
+    assert result.code == 2, result.stderr
+    assert "header X-A" in result.stderr and len(result.lines) == 1
+    assert server.seen == []
+
+
+def test_a_header_value_with_nel_from_the_environment_stays_one_header(run_cli):
+    """NEL (\x85) is latin-1 text that --header sends inside the value: so does the environment."""
+    raw = RawServer(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+    try:
+        env = {**POD, "INITKIT_REGISTER_HEADER": "X-A: 1\x85X-B: 2\nX-C: 3\n"}
+        result = run_cli("register", raw.url(), env=env)
+    finally:
+        raw.stop()
+    assert result.code == 0, result.stderr
+    (head,) = raw.heads
+    lines = head.split(b"\r\n")
+    assert b"X-A: 1\x85X-B: 2" in lines and b"X-C: 3" in lines
+    assert not any(line.startswith(b"X-B") for line in lines)
