@@ -6,22 +6,26 @@ Replaces: wget -O- URL | tar xz -C /plugins
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
 import secrets
-import shutil
 import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from initkit import log
+from initkit import fs, log
 from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
 from initkit.params import Duration, Line, Octal, option
+
+if TYPE_CHECKING:  # archive (tarfile, zipfile) loads only when there is something to extract
+    from initkit.archive import Limits
 
 MARKER = ".initkit-fetch.json"  # inside an extracted DEST: the archive's digest, written before DEST appears
 PROGRESS_EVERY = 10.0
@@ -29,6 +33,36 @@ STALL_TIMEOUT = 30.0  # no byte for this long: the attempt failed (retried); --t
 _TEMP_SUFFIX = ".initkit-fetch"
 OLD = ".old"  # the previous tree, between the two renames that replace it
 _HEX = re.compile(r"[0-9a-f]{64}")
+_UNITS = {"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+_UNITS.update({"kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12})
+_SIZE = re.compile(r"([0-9]{1,16})\s*([A-Za-z]*)")
+
+
+class Size(click.ParamType):
+    """A byte count: digits with an optional unit (B, KiB, MiB, GiB, TiB, or kB, MB, GB, TB); 0: no limit."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        match = _SIZE.fullmatch(str(value).strip())
+        if not match or match.group(2) not in _UNITS:
+            self.fail(f"{str(value)[:20]!r} is not a size such as 512MiB or 1GiB", param, ctx)
+        return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+class _TooBig(Exception):
+    """The download passed --max-size: not retried (raised from the write callback, so not an OSError)."""
+
+
+class _WriteFailed(Exception):
+    """Writing the download failed locally (a full volume): not retried, unlike a network error."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(exc.strerror)
+        self.errno = exc.errno
+        self.strerror = exc.strerror
 
 
 @click.command("fetch", epilog=EXIT_CODES_HELP)
@@ -55,7 +89,27 @@ _HEX = re.compile(r"[0-9a-f]{64}")
 @option("--token-file", type=click.Path(dir_okay=False), help="Send its content as a Bearer token.")
 @option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify https.")
 @option("--attempts", type=click.IntRange(min=1), default=5, help="Tries before giving up.")
-@option("--timeout", type=Duration(), default="10m", help="Overall time limit, retries included (0: none).")
+@option(
+    "--timeout", type=Duration(), default="10m", help="Overall time limit, retries and extraction included (0: none)."
+)
+@option(
+    "--max-size",
+    type=Size(),
+    default="1GiB",
+    help="Largest download accepted; a larger one fails at once, not retried (0: none).",
+)
+@option(
+    "--max-extracted-size",
+    type=Size(),
+    default="4GiB",
+    help="With --extract: most bytes the archive's files may hold once extracted, counted as written (0: none).",
+)
+@option(
+    "--max-entries",
+    type=click.IntRange(min=0),
+    default=100_000,
+    help="With --extract: most entries (files, directories, links) the archive may hold (0: none).",
+)
 def command(
     url: str,
     dest: str,
@@ -68,6 +122,9 @@ def command(
     ca_file: str | None,
     attempts: int,
     timeout: float,
+    max_size: int,
+    max_extracted_size: int,
+    max_entries: int,
 ) -> None:
     """Download URL, check its SHA-256, and put it at DEST (or extract it into DEST).
 
@@ -76,7 +133,9 @@ def command(
     new one, never half a file or half a tree. A re-run where DEST already
     matches uses no network. With --extract the archive's digest is kept in
     DEST/.initkit-fetch.json; entries that would escape DEST (../, absolute
-    paths, links pointing out, devices) fail the whole extraction.
+    paths, links pointing out, devices) fail the whole extraction, and so do
+    archives past --max-extracted-size or --max-entries. --timeout covers the
+    download and the extraction.
 
     DEST's parent directory must be writable (the temp file lives there): with a
     volume mounted at /plugins, use DEST=/plugins/NAME, not /plugins itself.
@@ -101,7 +160,7 @@ def command(
     parent, name = os.path.split(dest)
     if not name:
         raise BadInput("DEST must name a file or directory, not /")
-    target = Target(dest, parent, name, expected, strip_components, mode)
+    target = Target(dest, parent, name, expected, strip_components, mode, max_size)
     if not os.path.isdir(parent):
         raise BadInput(f"{parent} (the parent of DEST) is not a directory")
     _remove_stale_temps(parent, name)
@@ -113,10 +172,18 @@ def command(
 
     httpclient.check_url(url)
     httpclient.check_headers(request_headers)
+    started = time.monotonic()
     download = _download(url, shown, target, request_headers, ca_file=ca_file, attempts=attempts, timeout=timeout)
     try:
         if extract:
-            _install_tree(download, target, shown)
+            from initkit.archive import Limits
+
+            limits = Limits(
+                max_bytes=max_extracted_size or None,
+                max_entries=max_entries or None,
+                deadline=started + timeout if timeout else None,
+            )
+            _install_tree(download, target, shown, limits, timeout)
         else:
             _install_file(download, target)
     finally:
@@ -132,6 +199,7 @@ class Target:
     sha256: str
     strip_components: int
     mode: int
+    max_size: int = 0  # 0: none
 
     def temp(self, kind: str = "") -> str:
         return os.path.join(self.parent, f".{self.name}.{secrets.token_hex(4)}{_TEMP_SUFFIX}{kind}")
@@ -223,11 +291,13 @@ def _remove_stale_temps(parent: str, name: str) -> None:
                 os.rename(entry.path, dest)
                 continue
             log.debug(f"removing {entry.path}, left by an earlier run")
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
+            _remove_quietly(entry.path)
+
+
+def _remove_quietly(path: str) -> None:
+    """Remove a temp file or tree of fetch's, however deep, never following a link; what fails stays."""
+    with contextlib.suppress(OSError):
+        fs.remove_tree(path)
 
 
 def _download(
@@ -258,15 +328,25 @@ def _download(
 
     def restart(length: int | None) -> None:
         nonlocal digest
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.ftruncate(fd, 0)
+        if target.max_size and length is not None and length > target.max_size:
+            raise _TooBig(f"its Content-Length is {length} bytes")
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.ftruncate(fd, 0)
+        except OSError as exc:
+            raise _WriteFailed(exc) from None
         digest = hashlib.sha256()
         progress.start(length)
 
     def write(chunk: bytes) -> None:
+        if target.max_size and progress.done + len(chunk) > target.max_size:
+            raise _TooBig(f"its body passed {target.max_size} bytes")
         view = memoryview(chunk)
-        while view:
-            view = view[os.write(fd, view) :]
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:  # not the network's fault: raised as no OSError, so never retried
+            raise _WriteFailed(exc) from None
         digest.update(chunk)
         progress.add(len(chunk))
 
@@ -283,15 +363,24 @@ def _download(
             )
         except (httpclient.BadStatus, httpclient.GaveUp, httpclient.RequestFailed) as exc:
             raise JobFailed(httpclient.failure(f"GET {shown}", exc, attempts=attempts, timeout=timeout)) from None
+        except _TooBig as exc:
+            raise JobFailed(
+                f"GET {shown} is larger than --max-size ({_size(target.max_size)}): {exc}; nothing written"
+            ) from None
+        except _WriteFailed as exc:
+            raise JobFailed(f"cannot write the download beside {target.dest}: {_write_error(exc, target)}") from None
         except OSError as exc:
-            raise JobFailed(f"cannot write the download beside {target.dest}: {exc.strerror}") from None
+            raise JobFailed(f"cannot write the download beside {target.dest}: {_write_error(exc, target)}") from None
         got = digest.hexdigest()
         if got != target.sha256:
             raise JobFailed(
                 f"sha256 mismatch for {shown}: expected {target.sha256}, got {got} "
                 f"({progress.done} bytes); nothing written"
             )
-        os.fsync(fd)
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise JobFailed(f"cannot write the download beside {target.dest}: {_write_error(exc, target)}") from None
     except BaseException:
         os.close(fd)
         with contextlib.suppress(FileNotFoundError):
@@ -311,26 +400,42 @@ def _install_file(download: str, target: Target) -> None:
     log.info(f"wrote {target.dest} (sha256 {target.sha256})")
 
 
-def _install_tree(download: str, target: Target, shown: str) -> None:
+def _install_tree(download: str, target: Target, shown: str, limits: Limits, timeout: float) -> None:
     from initkit import archive
+    from initkit.durations import format_duration
 
     tree = target.temp(".d")
-    os.mkdir(tree, 0o755)
+    try:
+        os.mkdir(tree, 0o755)
+    except OSError as exc:
+        raise JobFailed(f"cannot extract {shown} beside {target.dest}: {_write_error(exc, target)}") from None
     old: str | None = None
     try:
         try:
-            count = archive.extract(download, tree, target.strip_components)
+            count = archive.extract(download, tree, target.strip_components, limits)
         except archive.UnsafeArchive as exc:
             raise JobFailed(f"refusing the archive from {shown}: {exc}; nothing written") from None
+        except archive.LimitExceeded as exc:
+            option = "--max-entries" if exc.limit == "entries" else "--max-extracted-size"
+            raise JobFailed(f"refusing the archive from {shown}: it holds {exc} ({option}); nothing written") from None
+        except archive.TimedOut:
+            raise JobFailed(
+                f"extracting {shown} timed out: the {format_duration(timeout)} timeout passed; nothing written"
+            ) from None
         except archive.NotAnArchive as exc:
             raise JobFailed(f"cannot extract {shown}: {exc}; nothing written") from None
         except OSError as exc:
-            raise JobFailed(f"cannot extract {shown} beside {target.dest}: {exc.strerror}; nothing written") from None
+            raise JobFailed(
+                f"cannot extract {shown} beside {target.dest}: {_write_error(exc, target)}; nothing written"
+            ) from None
         if os.path.lexists(os.path.join(tree, MARKER)):
             raise JobFailed(f"refusing the archive from {shown}: it holds {MARKER}, initkit's own marker")
-        with open(os.path.join(tree, MARKER), "w", encoding="utf-8") as handle:
-            json.dump(target.marker(), handle)
-            handle.write("\n")
+        try:
+            _write_marker(tree, target)
+        except OSError as exc:
+            raise JobFailed(
+                f"cannot extract {shown} beside {target.dest}: {_write_error(exc, target)}; nothing written"
+            ) from None
         # The marker is in place before the tree appears at DEST: a tree at DEST is always complete.
         old = None
         if os.path.lexists(target.dest):
@@ -339,13 +444,29 @@ def _install_tree(download: str, target: Target, shown: str) -> None:
         os.rename(tree, target.dest)
         _fsync_dir(target.parent)
     except BaseException:
-        shutil.rmtree(tree, ignore_errors=True)
+        _remove_quietly(tree)
         if old is not None and not os.path.lexists(target.dest):
             os.rename(old, target.dest)  # stopped between the two renames: the old tree goes back
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_quietly(old)
     log.info(f"extracted {count} {'entry' if count == 1 else 'entries'} into {target.dest} (sha256 {target.sha256})")
+
+
+def _write_marker(tree: str, target: Target) -> None:
+    fd = os.open(os.path.join(tree, MARKER), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(target.marker(), handle)
+        handle.write("\n")
+
+
+def _write_error(exc: OSError | _WriteFailed, target: Target) -> str:
+    """Why a local write failed, naming a full volume plainly."""
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on {target.dest}'s file system"
+    if exc.errno == errno.EDQUOT:
+        return f"disk quota exceeded on {target.dest}'s file system"
+    return exc.strerror or type(exc).__name__
 
 
 def _fsync_dir(path: str) -> None:

@@ -39,6 +39,7 @@ from click.core import ParameterSource
 
 from initkit import log, redact
 from initkit.errors import EXIT_CODES_HELP, BadInput, InitkitError, JobFailed, Stopped
+from initkit.fs import remove_tree
 from initkit.params import Duration, Line, option
 
 if TYPE_CHECKING:  # gitrepo itself loads only when the command runs
@@ -915,7 +916,7 @@ class Clone:
             if not status.ok or status.out.strip():
                 log.warning(f"kept {base}: a submodule the commit no longer has, but it holds local changes")
                 continue
-            shutil.rmtree(base)
+            remove_tree(base)
             parent = os.path.dirname(base)
             while parent != owner and not os.listdir(parent):
                 os.rmdir(parent)
@@ -958,10 +959,11 @@ def _remove(path: str) -> None:
     """Remove a temp git dir, even while a killed git's last writes land in it."""
     for _ in range(5):
         try:
-            shutil.rmtree(path)
+            remove_tree(path)
             return
         except FileNotFoundError:
             return
         except OSError:
             time.sleep(0.05)
-    shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        remove_tree(path)
