@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from initkit import fs, log
+from initkit import fs, log, options
 from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
-from initkit.params import Duration, Line, Octal, option
+from initkit.params import Octal, option
 
 if TYPE_CHECKING:  # archive (tarfile, zipfile) loads only when there is something to extract
     from initkit.archive import Limits
@@ -77,21 +77,11 @@ class _WriteFailed(Exception):
     help="With --extract: drop this many leading path components of every entry (as tar's).",
 )
 @option("--mode", type=Octal(), default="0644", help="Mode of DEST (without --extract), e.g. 0755 for a binary.")
-@option(
-    "--header",
-    "headers",
-    envvar="INITKIT_FETCH_HEADER",
-    type=Line(),
-    multiple=True,
-    metavar="'NAME: VALUE'",
-    help="Extra request header (repeatable; one per line in the environment variable).",
-)
-@option("--token-file", type=click.Path(dir_okay=False), help="Send its content as a Bearer token.")
-@option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify https.")
-@option("--attempts", type=click.IntRange(min=1), default=5, help="Tries before giving up.")
-@option(
-    "--timeout", type=Duration(), default="10m", help="Overall time limit, retries and extraction included (0: none)."
-)
+@options.headers("fetch")
+@options.token_file()
+@options.ca_file()
+@options.attempts(default=5)
+@options.timeout("10m", covers="retries and extraction")
 @option(
     "--max-size",
     type=Size(),

@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from initkit import log, redact
+from initkit import log, options, redact
 from initkit.errors import EXIT_CODES_HELP, BadInput, InitkitError, JobFailed, Stopped
 from initkit.fs import remove_tree
-from initkit.params import Duration, Line, option
+from initkit.params import Line, option
 
 if TYPE_CHECKING:  # gitrepo itself loads only when the command runs
     from initkit.gitrepo import Git, Outcome, Remote
@@ -138,7 +138,7 @@ class CredentialList(click.ParamType):
     metavar="FILE",
     help="known_hosts file for ssh; host keys are always checked.",
 )
-@option("--ca-file", metavar="FILE", help="CA bundle for https (git's http.sslCAInfo).")
+@options.ca_file("https (git's http.sslCAInfo)")
 @option(
     "--git-config",
     metavar="KEY:VALUE,...",
@@ -168,12 +168,7 @@ class CredentialList(click.ParamType):
 )
 @option("--error-file", metavar="FILE", help="Write the last error here (removed on success).")
 @option("--touch-file", metavar="FILE", help="Touch this file whenever DEST changed.")
-@option(
-    "--timeout",
-    type=Duration(),
-    default="10m",
-    help="Give up after this long, for the whole job (0: none); a stalled http server fails sooner.",
-)
+@options.timeout("10m", covers="every git call", note="a stalled http server fails sooner")
 def command(
     repo: str,
     dest: str,

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from initkit import log
+from initkit import log, options
 from initkit.errors import EXIT_CODES_HELP, BadInput, InitkitError, JobFailed
-from initkit.params import Duration, Line, option
+from initkit.params import Duration, option
 
 if TYPE_CHECKING:
     from initkit.httpclient import Client
@@ -38,19 +38,11 @@ MAX_REQUEST_TIMEOUT = 30.0  # one attempt's limit, also when --timeout is 0
     metavar="TEMPLATE",
     help="JSON body; must render to valid JSON.",
 )
-@option(
-    "--header",
-    "headers",
-    envvar="INITKIT_REGISTER_HEADER",
-    type=Line(),
-    multiple=True,
-    metavar="'NAME: TEMPLATE'",
-    help="Extra header (repeatable; one per line in the environment variable).",
-)
-@option("--token-file", type=click.Path(dir_okay=False), help="Send its content as a Bearer token.")
-@option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify https.")
-@option("--attempts", type=click.IntRange(min=1), default=10, help="Tries before giving up.")
-@option("--timeout", type=Duration(), default="5m", help="Overall time limit (0: none).")
+@options.headers("register", metavar="'NAME: TEMPLATE'")
+@options.token_file()
+@options.ca_file()
+@options.attempts(default=10)
+@options.timeout("5m")
 @option(
     "--deregister-method",
     metavar="METHOD",

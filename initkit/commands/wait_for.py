@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from initkit import log
+from initkit import log, options
 from initkit.errors import EXIT_CODES_HELP, BadInput, ExecFailed, JobFailed
 from initkit.params import Duration, option
 
@@ -54,10 +54,10 @@ class _Status:
     "After `--`, COMMAND is executed once all are ready (126/127 when it cannot be run). " + EXIT_CODES_HELP,
 )
 @click.argument("targets", nargs=-1, required=True, envvar="INITKIT_WAIT_FOR_TARGETS")
-@option("--timeout", type=Duration(), default="5m", help="Give up after this long (0: wait forever).")
+@options.timeout("5m", zero="wait forever")
 @option("--interval", type=Duration(), default="1s", help="Time between checks of a target.")
 @option("--dns-server", metavar="IP[:PORT]", help="Ask this nameserver instead of resolv.conf's.")
-@option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle for https targets.")
+@options.ca_file("https targets")
 @click.pass_context
 def command(
     ctx: click.Context,
