@@ -350,6 +350,24 @@ def owner(path: str, owners: dict[str, str], trees: list[Tree]) -> str | None:
     return None
 
 
+def visible_in(path: str, trees: list[Tree]) -> bool:
+    """Whether PATH exists in the image the layers TREES make, its symlinks resolved across
+    layers: /usr/share/doc/python3-re2 -> libre2-11 may be in one layer, the target in another."""
+    parts, cur, hops = Path(path).parts[1:], Path("/"), 0
+    while parts:
+        cur, parts = cur / parts[0], parts[1:]
+        link = next((t.dest(cur) for t in trees if t.dest(cur).is_symlink()), None)
+        if link is not None:
+            hops += 1
+            if hops > 40:
+                return False
+            target = Path(os.path.normpath(cur.parent / os.readlink(link)))
+            parts, cur = (*target.parts[1:], *parts), Path("/")
+        elif not any(os.path.lexists(t.dest(cur)) for t in trees):
+            return False
+    return True
+
+
 def status_stanza(pkg: str) -> str:
     """`dpkg-query -s PKG` without the fields about this machine's installation."""
     out, keep = [], True
@@ -377,18 +395,22 @@ def write_package_metadata(layers: list[Tree]) -> dict[str, list[str]]:
     for i, tree in enumerate(layers):
         visible = layers[: i + 1]
         # copyright files are shipped files too (possibly a symlink to another package's doc)
+        added_last: list[str] = []
         while True:
             pkgs = {p: owner(p, owners, visible) for p in shipped(tree) if p not in INITKIT_GENERATED}
             bad = sorted(p for p, o in pkgs.items() if o is None)
             if bad:  # (SHARED is "" and so not None: a shared directory is owned)
                 raise SystemExit(f"assemble: no Debian package owns {bad[:20]} in {tree.root.name}/")
-            missing = [
+            missing = sorted(
                 f"/usr/share/doc/{o}/copyright"
                 for o in set(pkgs.values()) - {SHARED}
-                if not any(os.path.lexists(t.dest(f"/usr/share/doc/{o}/copyright")) for t in visible)
-            ]
+                if not visible_in(f"/usr/share/doc/{o}/copyright", visible)
+            )
             if not missing:
                 break
+            if missing == added_last:  # adding them did not make them visible: a loop, not progress
+                raise SystemExit(f"assemble: cannot place {missing} in {tree.root.name}/")
+            added_last = missing
             for c in missing:
                 if not os.path.lexists(c):
                     raise SystemExit(f"assemble: {c} is missing in the builder")
