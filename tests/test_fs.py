@@ -1,9 +1,10 @@
-"""initkit.fs.remove_tree: trees deeper than Python's stack and the descriptor limit, links never followed.
+"""initkit.fs: is_within, no-follow directories and atomic writes, temp names and sweep, whole trees.
 
-A hostile party that can write beside DEST (the shared volume) plants a tree
-1,500 levels deep at the temp name fetch or git-clone removes; shutil.rmtree
-ended every run in RecursionError (and, being fd-based, needs a descriptor per
-level). The deep tests run in a child process limited to 64 descriptors.
+remove_tree: a hostile party that can write beside DEST (the shared volume)
+plants a tree 1,500 levels deep at the temp name fetch or git-clone removes;
+shutil.rmtree ended every run in RecursionError (and, being fd-based, needs a
+descriptor per level). The deep tests run in a child process limited to 64
+descriptors.
 """
 
 from __future__ import annotations
@@ -21,6 +22,209 @@ from tests import gitservers
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMITED = "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
+
+
+# ---- is_within: one meaning, the stricter --------------------------------------------------------------
+
+
+def test_is_within_compares_whole_components_of_real_paths(tmp_path):
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "data2").mkdir()
+    (tmp_path / "data" / "out").symlink_to(tmp_path / "data2")
+    (tmp_path / "data" / "in").symlink_to(tmp_path / "data" / "sub")
+    data = str(tmp_path / "data")
+    assert fs.is_within(data, data) and fs.is_within(data + "/", data)
+    assert fs.is_within(str(tmp_path / "data" / "sub" / "missing"), data)
+    assert fs.is_within(str(tmp_path / "data" / "in"), data)
+    assert not fs.is_within(str(tmp_path / "data2"), data)  # a sibling sharing the prefix
+    assert not fs.is_within(str(tmp_path / "data" / "out" / "f"), data)  # a link leading out
+    assert not fs.is_within(data + "/../data2", data)  # render's string check said inside
+    assert fs.is_within(str(tmp_path), "/")
+
+
+# ---- write_atomic, through directories opened without following links ------------------------------------
+
+
+def write(path: os.PathLike[str] | str, data: bytes, mode: int | None = None) -> bool:
+    """write_atomic for a path whose directory is trusted."""
+    directory, name = os.path.split(path)
+    with fs.open_dir(directory) as dir_fd:
+        return fs.write_atomic(dir_fd, name, data, mode, shown=str(path))
+
+
+def test_writes_new_file_with_default_mode(tmp_path):
+    path = tmp_path / "f"
+    assert write(str(path), b"a\n") is True
+    assert path.read_bytes() == b"a\n" and (path.stat().st_mode & 0o777) == 0o644
+
+
+def test_unchanged_content_keeps_mtime_but_fixes_mode(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"same")
+    os.utime(path, (1_000_000, 1_000_000))
+    assert write(str(path), b"same", mode=0o600) is False
+    assert path.stat().st_mtime == 1_000_000 and (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_changed_content_replaces_and_keeps_existing_mode(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"old")
+    path.chmod(0o640)
+    assert write(str(path), b"new") is True
+    assert path.read_bytes() == b"new" and (path.stat().st_mode & 0o777) == 0o640
+    assert os.listdir(tmp_path) == ["f"]
+
+
+def test_failure_leaves_old_file_and_no_temp(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"old")
+    with pytest.raises(TypeError):
+        write(str(path), "not bytes")  # type: ignore[arg-type]
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["f"]
+
+
+# --- never through a symlink below the trusted directory ------------------------------------------------
+
+
+def test_a_symlink_at_the_file_is_refused_not_followed_nor_replaced(tmp_path):
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"keep")
+    outside.chmod(0o600)
+    (tmp_path / "dest").mkdir()
+    link = tmp_path / "dest" / "f"
+    link.symlink_to(outside)
+    for data in (b"keep", b"new"):  # unchanged content (a chmod) and changed content (a rename)
+        with pytest.raises(fs.UnsafePath, match="is a symlink"):
+            write(str(link), data, mode=0o644)
+    assert outside.read_bytes() == b"keep" and (outside.stat().st_mode & 0o777) == 0o600
+    assert link.is_symlink() and os.listdir(tmp_path / "dest") == ["f"]
+
+
+def test_a_symlinked_directory_below_the_root_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "dest" / "etc").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(fs.UnsafePath, match="etc is a symlink"):
+        fs.check_tree(str(tmp_path / "dest"), ["etc", "passwd"])
+    with (
+        pytest.raises(fs.UnsafePath, match="etc is a symlink"),
+        fs.open_dir(str(tmp_path / "dest"), ["etc"], create=True),
+    ):
+        pass
+    assert os.listdir(tmp_path / "elsewhere") == []
+
+
+def test_the_trusted_root_may_be_a_symlink(tmp_path):
+    (tmp_path / "volume").mkdir()
+    (tmp_path / "dest").symlink_to(tmp_path / "volume")
+    with fs.open_dir(str(tmp_path / "dest"), ["a", "b"], create=True) as fd:
+        assert fs.write_atomic(fd, "f", b"x") is True
+    assert (tmp_path / "volume" / "a" / "b" / "f").read_bytes() == b"x"
+
+
+def test_a_fifo_where_the_file_goes_is_refused_without_hanging(tmp_path):
+    os.mkfifo(tmp_path / "f")
+    with pytest.raises(fs.UnsafePath, match="not a regular file"):
+        write(str(tmp_path / "f"), b"")
+
+
+def test_a_second_hard_link_is_not_chmodded_through(tmp_path):
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"same")
+    outside.chmod(0o600)
+    os.link(outside, tmp_path / "f")
+    assert write(str(tmp_path / "f"), b"same", mode=0o644) is True
+    assert (outside.stat().st_mode & 0o777) == 0o600
+    assert ((tmp_path / "f").stat().st_mode & 0o777) == 0o644
+
+
+def test_a_directory_swapped_for_a_symlink_after_opening_is_not_followed(tmp_path):
+    """The app races initkit: once a directory is open, writes go through its descriptor."""
+    dest = tmp_path / "dest"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with fs.open_dir(str(dest), ["etc"], create=True) as fd:
+        os.rename(dest / "etc", dest / "moved")
+        (dest / "etc").symlink_to(elsewhere)
+        assert fs.write_atomic(fd, "passwd", b"x") is True
+    assert os.listdir(elsewhere) == []
+    assert (dest / "moved" / "passwd").read_bytes() == b"x"
+
+
+# ---- one temp name scheme, and the sweep of what a killed run left -------------------------------------------
+
+
+def test_temp_names_follow_one_scheme(tmp_path):
+    name = fs.temp_name("app.conf")
+    assert name.startswith(".app.conf.") and name.endswith(".initkit-tmp") and len(name) == len(".app.conf.") + 20
+    assert fs.temp_of(name) == ("app.conf", "") and fs.temp_of(fs.temp_name("p", "old")) == ("p", "old")
+    assert fs.temp_of(name, ("other",)) is None
+    for foreign in (".app.conf", ".app.conf.initkit-tmp", ".git.initkit-tmp", "app.conf.0123abcd.initkit-tmp"):
+        assert fs.temp_of(foreign) is None, foreign
+
+
+def test_sweep_removes_only_the_schemes_temps_beside_the_names_given(tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "sub" / "keep").write_text("keep")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".a.0123abcd.initkit-tmp").write_text("half")
+    (work / ".a.0123abcd.initkit-tmp.d" / "x" / "y").mkdir(parents=True)
+    (work / ".a.0123abcd.initkit-tmp.d" / "x" / "out").symlink_to(outside)
+    (work / ".a.89abcdef.initkit-tmp.old").symlink_to(outside / "sub")  # a link with a temp name: unlinked only
+    kept = [".b.0123abcd.initkit-tmp", ".a.initkit-tmp", "a", ".a.0123ABCD.initkit-tmp"]
+    for name in kept:
+        (work / name).write_text("keep")
+    removed = fs.sweep(str(work), ("a",))
+    assert sorted(removed) == [".a.0123abcd.initkit-tmp", ".a.0123abcd.initkit-tmp.d", ".a.89abcdef.initkit-tmp.old"]
+    assert sorted(os.listdir(work)) == sorted(kept) and (outside / "sub" / "keep").read_text() == "keep"
+    fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert fs.sweep(fd) == [".b.0123abcd.initkit-tmp"]  # by descriptor, every name
+    finally:
+        os.close(fd)
+
+
+# ---- replace_tree and its recovery -----------------------------------------------------------------------
+
+
+def test_replace_tree_swaps_a_whole_tree_and_removes_the_old_one(tmp_path):
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "dest" / "old").write_text("1")
+    new = tmp_path / fs.temp_name("dest", "d")
+    new.mkdir()
+    (new / "new").write_text("2")
+    fs.replace_tree(str(new), str(tmp_path / "dest"))
+    assert os.listdir(tmp_path) == ["dest"] and os.listdir(tmp_path / "dest") == ["new"]
+    fresh = tmp_path / fs.temp_name("fresh", "d")
+    fresh.mkdir()
+    fs.replace_tree(str(fresh), str(tmp_path / "fresh"))  # nothing there before
+    assert sorted(os.listdir(tmp_path)) == ["dest", "fresh"]
+
+
+def test_replace_tree_puts_the_old_tree_back_when_the_second_rename_fails(tmp_path):
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "dest" / "old").write_text("1")
+    with pytest.raises(FileNotFoundError):
+        fs.replace_tree(str(tmp_path / ".dest.0123abcd.initkit-tmp.d"), str(tmp_path / "dest"))  # no new tree
+    assert os.listdir(tmp_path) == ["dest"] and (tmp_path / "dest" / "old").read_text() == "1"
+    with pytest.raises(ValueError, match="not in the same directory"):
+        fs.replace_tree(str(tmp_path / "elsewhere" / "t"), str(tmp_path / "dest"))
+
+
+def test_recover_tree_puts_back_only_a_vouched_for_directory_when_dest_is_gone(tmp_path):
+    (tmp_path / ".dest.0123abcd.initkit-tmp.old").mkdir()
+    (tmp_path / ".dest.0123abcd.initkit-tmp.old" / "mine").write_text("1")
+    (tmp_path / ".dest.89abcdef.initkit-tmp.old").mkdir()  # not vouched for
+    (tmp_path / ".dest.fedcba98.initkit-tmp.old").symlink_to(tmp_path)  # a link: never
+    vouch = lambda path: os.path.lexists(os.path.join(path, "mine"))  # noqa: E731
+    assert fs.recover_tree(str(tmp_path / "dest"), vouch) == str(tmp_path / ".dest.0123abcd.initkit-tmp.old")
+    assert (tmp_path / "dest" / "mine").read_text() == "1"
+    assert fs.recover_tree(str(tmp_path / "dest"), vouch) is None  # DEST is there: nothing to do
+
+
+# ---- remove_tree ------------------------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import stat
 import time
 from collections.abc import Sequence
@@ -30,8 +29,6 @@ if TYPE_CHECKING:  # archive (tarfile, zipfile) loads only when there is somethi
 MARKER = ".initkit-fetch.json"  # inside an extracted DEST: the archive's digest, written before DEST appears
 PROGRESS_EVERY = 10.0
 STALL_TIMEOUT = 30.0  # no byte for this long: the attempt failed (retried); --timeout bounds the whole
-_TEMP_SUFFIX = ".initkit-fetch"
-OLD = ".old"  # the previous tree, between the two renames that replace it
 _HEX = re.compile(r"[0-9a-f]{64}")
 _UNITS = {"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
 _UNITS.update({"kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12})
@@ -192,7 +189,7 @@ class Target:
     max_size: int = 0  # 0: none
 
     def temp(self, kind: str = "") -> str:
-        return os.path.join(self.parent, f".{self.name}.{secrets.token_hex(4)}{_TEMP_SUFFIX}{kind}")
+        return os.path.join(self.parent, fs.temp_name(self.name, kind))
 
     def is_current_file(self) -> bool:
         """DEST holds exactly the expected bytes (its mode corrected if needed)."""
@@ -269,19 +266,14 @@ def _remove_stale_temps(parent: str, name: str) -> None:
     """Temp files and trees a killed run left beside DEST (kill -9 runs no cleanup).
 
     A run killed between moving the old tree aside and renaming the new one in
-    left no DEST: its old tree is put back first, so DEST is never lost."""
-    prefix = f".{name}."
+    left no DEST: its old tree (one with fetch's marker) is put back first, so
+    DEST is never lost."""
     dest = os.path.join(parent, name)
-    with os.scandir(parent) as entries:
-        for entry in entries:
-            if not (entry.name.startswith(prefix) and _TEMP_SUFFIX in entry.name[len(prefix) :]):
-                continue
-            if entry.name.endswith(_TEMP_SUFFIX + OLD) and not os.path.lexists(dest) and _read_marker(entry.path):
-                log.info(f"restoring {dest} from {entry.path}, left by an earlier run")
-                os.rename(entry.path, dest)
-                continue
-            log.debug(f"removing {entry.path}, left by an earlier run")
-            _remove_quietly(entry.path)
+    restored = fs.recover_tree(dest, lambda path: _read_marker(path) is not None)
+    if restored is not None:
+        log.info(f"restoring {dest} from {restored}, left by an earlier run")
+    for entry in fs.sweep(parent, (name,)):
+        log.debug(f"removed {os.path.join(parent, entry)}, left by an earlier run")
 
 
 def _remove_quietly(path: str) -> None:
@@ -386,7 +378,7 @@ def _install_file(download: str, target: Target) -> None:
     os.chmod(download, target.mode)
     # rename replaces a file at DEST (or a link planted since the check), never writes through it.
     os.rename(download, target.dest)
-    _fsync_dir(target.parent)
+    fs.fsync_dir(target.parent)
     log.info(f"wrote {target.dest} (sha256 {target.sha256})")
 
 
@@ -394,12 +386,11 @@ def _install_tree(download: str, target: Target, shown: str, limits: Limits, tim
     from initkit import archive
     from initkit.durations import format_duration
 
-    tree = target.temp(".d")
+    tree = target.temp("d")
     try:
         os.mkdir(tree, 0o755)
     except OSError as exc:
         raise JobFailed(f"cannot extract {shown} beside {target.dest}: {_write_error(exc, target)}") from None
-    old: str | None = None
     try:
         try:
             count = archive.extract(download, tree, target.strip_components, limits)
@@ -427,19 +418,10 @@ def _install_tree(download: str, target: Target, shown: str, limits: Limits, tim
                 f"cannot extract {shown} beside {target.dest}: {_write_error(exc, target)}; nothing written"
             ) from None
         # The marker is in place before the tree appears at DEST: a tree at DEST is always complete.
-        old = None
-        if os.path.lexists(target.dest):
-            old = target.temp(OLD)
-            os.rename(target.dest, old)
-        os.rename(tree, target.dest)
-        _fsync_dir(target.parent)
+        fs.replace_tree(tree, target.dest)
     except BaseException:
         _remove_quietly(tree)
-        if old is not None and not os.path.lexists(target.dest):
-            os.rename(old, target.dest)  # stopped between the two renames: the old tree goes back
         raise
-    if old is not None:
-        _remove_quietly(old)
     log.info(f"extracted {count} {'entry' if count == 1 else 'entries'} into {target.dest} (sha256 {target.sha256})")
 
 
@@ -457,16 +439,6 @@ def _write_error(exc: OSError | _WriteFailed, target: Target) -> str:
     if exc.errno == errno.EDQUOT:
         return f"disk quota exceeded on {target.dest}'s file system"
     return exc.strerror or type(exc).__name__
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on a directory; the rename itself is done
-    finally:
-        os.close(fd)
 
 
 class _Progress:

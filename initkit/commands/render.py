@@ -123,14 +123,14 @@ def _run(
         sys.stdout.write(outputs[0].text)
         sys.stdout.flush()
         return
-    written = sum(_write(output, mode) for output in outputs)
+    written = _write_all(outputs, mode)
     unchanged = len(outputs) - written
     noun = "file" if len(outputs) == 1 else "files"
     log.info(f"rendered {len(outputs)} {noun} from {template}: {written} written, {unchanged} unchanged")
 
 
 def _render_single(template: str, dest: str | None, context: dict[str, Any], budget: OutputBudget) -> _Output:
-    from initkit.atomic import UnsafePath, check_tree
+    from initkit.fs import UnsafePath, check_tree
 
     root, name = os.path.split(template)
     root = root or "."
@@ -151,12 +151,12 @@ def _render_single(template: str, dest: str | None, context: dict[str, Any], bud
 
 
 def _render_tree(template: str, dest: str, context: dict[str, Any], budget: OutputBudget) -> list[_Output]:
-    from initkit.atomic import UnsafePath, check_tree
+    from initkit.fs import UnsafePath, check_tree, is_within
 
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise BadInput(f"DEST {dest} is not a directory, but TEMPLATE {template} is")
     real_root = os.path.realpath(template)
-    if _within(os.path.realpath(dest), real_root):
+    if is_within(dest, real_root):
         raise BadInput(f"DEST {dest} is inside the template tree {template}")
     environment = _environment(template)
     outputs = []
@@ -177,6 +177,8 @@ def _render_tree(template: str, dest: str, context: dict[str, Any], budget: Outp
 def _tree_files(root: str, real_root: str) -> list[str]:
     """Relative '/'-separated paths of the files under root, sorted; following symlinks
     that stay inside the tree and skipping `..*` entries."""
+    from initkit.fs import is_within
+
     found: list[str] = []
     seen: set[str] = set()
 
@@ -190,7 +192,7 @@ def _tree_files(root: str, real_root: str) -> list[str]:
                 if entry.name.startswith(_HIDDEN_PREFIX):
                     continue
                 relative = prefix + entry.name
-                if entry.is_symlink() and not _within(os.path.realpath(entry.path), real_root):
+                if entry.is_symlink() and not is_within(entry.path, real_root):
                     where = os.path.join(root, relative)
                     raise BadInput(f"{where}: symlink points outside the template tree")
                 try:
@@ -209,13 +211,10 @@ def _tree_files(root: str, real_root: str) -> list[str]:
     return found
 
 
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
 def _environment(root: str, trusted: set[str] | None = None) -> Any:
     import jinja2
 
+    from initkit.fs import is_within
     from initkit.templating import make_environment
 
     class TreeLoader(jinja2.FileSystemLoader):
@@ -229,7 +228,7 @@ def _environment(root: str, trusted: set[str] | None = None) -> Any:
         def get_source(self, environment: Any, template: str) -> Any:
             source, filename, uptodate = super().get_source(environment, template)
             self.loaded.add(filename)
-            if template not in (trusted or ()) and not _within(os.path.realpath(filename), self.real_root):
+            if template not in (trusted or ()) and not is_within(filename, self.real_root):
                 raise jinja2.exceptions.SecurityError(f"{template} points outside the template directory")
             return source, filename, uptodate
 
@@ -276,13 +275,29 @@ def _failing_template(exc: BaseException, loaded: set[str], display: str) -> str
     return display
 
 
-def _write(output: _Output, mode: int | None) -> bool:
-    from initkit.atomic import UnsafePath, open_dir, write_at
+def _write_all(outputs: list[_Output], mode: int | None) -> int:
+    """Write every output; the number written. Each directory is swept first of the temp files a
+    killed run left beside the files written there (kill -9 runs no clean-up)."""
+    names: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+    for output in outputs:
+        names.setdefault((output.root, output.parts[:-1]), set()).add(output.parts[-1])
+    written = 0
+    for output in outputs:
+        written += _write(output, mode, names.pop((output.root, output.parts[:-1]), None))
+    return written
+
+
+def _write(output: _Output, mode: int | None, sweep: set[str] | None) -> bool:
+    """Write one output; first sweep its directory of temps beside the names in `sweep`, when given."""
+    from initkit import fs
 
     try:
-        with open_dir(output.root, output.parts[:-1], create=True) as dir_fd:
-            changed = write_at(dir_fd, output.parts[-1], output.text.encode("utf-8"), mode, shown=output.dest)
-    except UnsafePath as exc:  # planted after the check before rendering: still refused, never followed
+        with fs.open_dir(output.root, output.parts[:-1], create=True) as dir_fd:
+            if sweep:
+                for name in fs.sweep(dir_fd, sweep):
+                    log.debug(f"removed {os.path.join(os.path.dirname(output.dest), name)}, left by an earlier run")
+            changed = fs.write_atomic(dir_fd, output.parts[-1], output.text.encode("utf-8"), mode, shown=output.dest)
+    except fs.UnsafePath as exc:  # planted after the check before rendering: still refused, never followed
         raise BadInput(str(exc)) from None
     except OSError as exc:
         raise JobFailed(f"cannot write {output.dest}: {exc.strerror or exc}") from exc

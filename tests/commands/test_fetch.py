@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from initkit import fs
 from initkit.commands import fetch
 from tests.artifact_server import ArtifactServer
-from tests.conftest import initkit_command
+from tests.conftest import initkit_command, wait_until
 
 PAYLOAD = os.urandom(300_000)
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
@@ -59,7 +60,7 @@ def zip_bytes(files: dict[str, bytes], prefix: str = "plugin-1.0/") -> bytes:
 
 
 def leftovers(parent: Path) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if ".initkit-fetch" in p.name)
+    return sorted(p.name for p in parent.iterdir() if fs.TEMP_MARK in p.name)
 
 
 def test_download_is_verified_then_renamed_and_a_rerun_uses_no_network(run_cli, server, tmp_path):
@@ -280,29 +281,32 @@ def _popen(url: str, dest: Path, *extra: str) -> subprocess.Popen[str]:
 
 
 def _wait_for_temp(parent: Path, within: float = 10) -> None:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        temps = [p for p in parent.iterdir() if ".initkit-fetch" in p.name]
-        if temps and temps[0].stat().st_size > 0:
-            return
-        time.sleep(0.02)
-    raise AssertionError("the download never started")
+    def started() -> bool:
+        temps = [p for p in parent.iterdir() if fs.TEMP_MARK in p.name]
+        return bool(temps) and temps[0].stat().st_size > 0
+
+    wait_until(started, within, "the download to start")
 
 
-def test_kill_9_mid_download_then_a_rerun_cleans_up_and_succeeds(server, tmp_path):
-    url = server.add("/slow", PAYLOAD, rate=50_000)
+ARCHIVE = tar_bytes({"big": PAYLOAD})
+
+
+@pytest.mark.parametrize("extract", [False, True], ids=["file", "extract"])
+def test_kill_9_mid_download_then_a_rerun_cleans_up_and_succeeds(server, tmp_path, extract):
+    body, flags = (ARCHIVE, ["--extract"]) if extract else (PAYLOAD, [])
+    url = server.add("/slow", body, rate=50_000)
     dest = tmp_path / "tool"
-    proc = _popen(url, dest)
+    command = initkit_command("fetch", url, str(dest), "--sha256", sha(body), *flags)
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     _wait_for_temp(tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=5)
     assert not dest.exists() and leftovers(tmp_path)  # kill -9 runs no cleanup
     server.files["/slow"].rate = None
-    again = subprocess.run(
-        initkit_command("fetch", url, str(dest), "--sha256", DIGEST), capture_output=True, text=True, timeout=60
-    )
+    again = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr
-    assert dest.read_bytes() == PAYLOAD and leftovers(tmp_path) == []
+    assert (dest / "plugin-1.0" / "big" if extract else dest).read_bytes() == PAYLOAD
+    assert leftovers(tmp_path) == [] and os.listdir(tmp_path) == ["tool"]
 
 
 def test_sigterm_mid_download_exits_143_within_a_second_leaving_nothing(server, tmp_path):
@@ -348,8 +352,8 @@ def test_a_run_killed_between_the_two_renames_gets_its_old_tree_back(run_cli, se
     url = server.add("/a.tgz", archive)
     dest = tmp_path / "p"
     assert run_cli("fetch", url, str(dest), "--sha256", sha(archive), "--extract").code == 0
-    dest.rename(tmp_path / ".p.0badcafe.initkit-fetch.old")  # where the kill left it: no DEST
-    (tmp_path / ".p.0badcafe.initkit-fetch.d").mkdir()  # and half a new tree
+    dest.rename(tmp_path / ".p.0badcafe.initkit-tmp.old")  # where the kill left it: no DEST
+    (tmp_path / ".p.0badcafe.initkit-tmp.d").mkdir()  # and half a new tree
     server.stop()
     again = run_cli("fetch", url, str(dest), "--sha256", sha(archive), "--extract")
     assert again.code == 0, again.stderr

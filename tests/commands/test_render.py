@@ -3,13 +3,15 @@ import errno
 import hashlib
 import json
 import os
+import signal
 import stat
 import subprocess
+import sys
 
 import pytest
 import yaml
 
-from tests.conftest import initkit_command, missing
+from tests.conftest import initkit_command, missing, wait_until
 
 OLD_MTIME = 1_000_000_000  # 2001: clearly not "now"
 
@@ -769,6 +771,60 @@ def test_full_disk_in_a_tree_leaves_no_temp_file(run_proc, tmp_path, small_disk)
     assert len(result.lines) == 1
     assert snapshot(dest / "big") == before
     assert listing(dest) == ["big"]
+
+
+# --- a run killed by SIGKILL mid-write ---------------------------------------------------------------
+
+# initkit render on a disk that stalls at its Nth fsync (the one before a temp file's rename), until the
+# test's SIGKILL: the process dies with the temp file beside the destination, written and not renamed.
+STALLING_DISK = """
+import os, sys
+gate, stall_at = int(sys.argv.pop(1)), int(sys.argv.pop(1))
+calls, real_fsync = 0, os.fsync
+def fsync(fd):
+    global calls
+    calls += 1
+    if calls == stall_at:
+        os.read(gate, 1)  # never written to
+    real_fsync(fd)
+os.fsync = fsync
+from initkit.cli import main
+main()
+"""
+
+
+def temps_in(directory):
+    return sorted(name for name in os.listdir(directory) if ".initkit-tmp" in name) if directory.is_dir() else []
+
+
+@pytest.mark.parametrize("tree", [False, True], ids=["file", "tree"])
+def test_a_render_killed_mid_write_leaves_nothing_after_the_next_run(tmp_path, tree):
+    """kill -9 runs no clean-up: the next run sweeps the temp file away (it stayed forever before)."""
+    write(tmp_path / "tpl" / "a.conf", "a={{ a }}\n")
+    write(tmp_path / "tpl" / "sub" / "b.conf", "{{ 'x' * 1000000 }}\n")
+    dest = tmp_path / "out"
+    if tree:  # killed writing its second file, in a subdirectory
+        args, stall_at, where = [str(tmp_path / "tpl"), str(dest)], 2, dest / "sub"
+    else:
+        args, stall_at, where = [str(tmp_path / "tpl" / "sub" / "b.conf"), str(dest / "b.conf")], 1, dest
+    gate, hold = os.pipe()
+    command = [sys.executable, "-c", STALLING_DISK, str(gate), str(stall_at), "render", *args, "--set", "a=1"]
+    proc = subprocess.Popen(command, pass_fds=[gate], stderr=subprocess.PIPE, text=True)
+    os.close(gate)
+    try:
+        left = wait_until(lambda: temps_in(where), 30, "the temp file")
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        os.close(hold)
+        proc.kill()
+        proc.wait()
+    assert temps_in(where) == left and os.path.getsize(where / left[0]) == 1000001  # all written, not renamed
+    again = subprocess.run(initkit_command("render", *args, "--set", "a=1"), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert listing(dest) == (["a.conf", "sub", "sub/b.conf"] if tree else ["b.conf"])
+    assert (where / "b.conf").read_text() == "x" * 1000000 + "\n"
+    assert not tree or (dest / "a.conf").read_text() == "a=1\n"
 
 
 def test_special_files(run_cli, tmp_path):

@@ -156,9 +156,9 @@ def test_setuid_and_world_writable_bits_are_dropped(tmp_path):
 
 
 def _dest_in(work: Path) -> tuple[Path, int]:
-    """DEST below `work`, and the length of the temp tree fetch extracts into (.dest.XXXXXXXX.initkit-fetch.d)."""
+    """DEST below `work`, and the length of the temp tree fetch extracts into (.dest.XXXXXXXX.initkit-tmp.d)."""
     work.mkdir()
-    return work / "dest", len(str(work / ".dest.0123abcd.initkit-fetch.d"))
+    return work / "dest", len(str(work / fs.temp_name("dest", "d")))
 
 
 def _path_max_chain(tree_len: int, outside: str) -> bytes:
@@ -497,9 +497,9 @@ def _plant_deep_tree(parent: Path, name: str, depth: int = 1500) -> None:
 
 
 def test_a_deep_tree_planted_at_the_temp_name_is_removed_with_few_descriptors(server, tmp_path):
-    """1,500 levels at `.dest.….initkit-fetch.d`: shutil.rmtree ended every run in RecursionError."""
+    """1,500 levels at `.dest.….initkit-tmp.d`: shutil.rmtree ended every run in RecursionError."""
     url = server.add("/tool", b"tool")
-    planted = tmp_path / ".dest.0badcafe.initkit-fetch.d"
+    planted = tmp_path / ".dest.0badcafe.initkit-tmp.d"
     _plant_deep_tree(tmp_path, planted.name)
     limit = "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
     code = f"{limit}from initkit.cli import main\nmain()\n"

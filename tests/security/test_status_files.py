@@ -4,7 +4,7 @@ The app container shares the volume these files live in, and can plant
 `vol/sub -> /outside-dir` before initkit runs. A file named `vol/sub/ready`
 must then be neither created, touched nor removed in /outside-dir: the path is
 refused at start (exit 2, one line), and every write or removal walks the
-directories with O_NOFOLLOW (initkit/atomic.py), so a link planted later is
+directories with O_NOFOLLOW (initkit/fs.py), so a link planted later is
 refused too.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from initkit import atomic
+from initkit import fs
 from tests.conftest import initkit_command
 
 
@@ -90,25 +90,25 @@ def test_the_no_follow_writes_refuse_a_directory_link_planted_later(poisoned):
     vol, outside = poisoned
     (outside / "ready").write_text("keep\n")
     path = str(vol / "sub" / "ready")
-    with pytest.raises(atomic.UnsafePath, match="is a symlink"):
-        atomic.write_path(path, b"error\n", 0o644)
-    with pytest.raises(atomic.UnsafePath, match="is a symlink"):
-        atomic.remove_path(path)
-    with pytest.raises(atomic.UnsafePath, match="is a symlink"):
-        atomic.touch_path(str(vol / "sub" / "new"))
+    with pytest.raises(fs.UnsafePath, match="is a symlink"):
+        fs.write_path(path, b"error\n", 0o644)
+    with pytest.raises(fs.UnsafePath, match="is a symlink"):
+        fs.remove_path(path)
+    with pytest.raises(fs.UnsafePath, match="is a symlink"):
+        fs.touch_path(str(vol / "sub" / "new"))
     assert sorted(os.listdir(outside)) == ["ready"]
     assert (outside / "ready").read_text() == "keep\n"
 
 
 def test_the_no_follow_writes_create_remove_and_touch_in_real_directories(tmp_path):
     path = tmp_path / "status" / "deep" / "error"
-    assert atomic.write_path(str(path), b"failed\n", 0o644)
+    assert fs.write_path(str(path), b"failed\n", 0o644)
     assert path.read_text() == "failed\n"
-    assert atomic.remove_path(str(path)) and not path.exists()
-    assert not atomic.remove_path(str(path))  # already gone
-    assert not atomic.remove_path(str(tmp_path / "missing" / "error"))
+    assert fs.remove_path(str(path)) and not path.exists()
+    assert not fs.remove_path(str(path))  # already gone
+    assert not fs.remove_path(str(tmp_path / "missing" / "error"))
     touched = tmp_path / "t" / "ready"
-    atomic.touch_path(str(touched))
+    fs.touch_path(str(touched))
     os.utime(touched, (1, 1))
-    atomic.touch_path(str(touched))
+    fs.touch_path(str(touched))
     assert touched.stat().st_mtime > 1
