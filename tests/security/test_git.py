@@ -309,9 +309,9 @@ def test_timeout_mid_fetch_leaves_a_dest_a_rerun_finishes(run_cli, git_repos, tm
 
 
 def test_stalled_http_transfer_fails_on_the_low_speed_limit(run_cli, monkeypatch, tmp_path):
-    from initkit import gitrepo
+    from initkit.git import runner
 
-    monkeypatch.setattr(gitrepo, "LOW_SPEED_TIME", 2)
+    monkeypatch.setattr(runner, "LOW_SPEED_TIME", 2)
     server = StallingServer()
     try:
         started = time.monotonic()
@@ -360,7 +360,8 @@ def poisoned_repo(tmp_path: Path, marker: Path) -> Path:
 def test_every_git_call_overrides_what_a_checkout_could_run(git_http, tmp_path, marker, what, args):
     """Even past the allow-list, initkit's environment wins over these keys of a repository's
     config. The same call without it runs the planted program, so the test can fail."""
-    from initkit import gitrepo
+    from initkit.git.remote import ssh_options
+    from initkit.git.runner import git_environment
 
     repo = poisoned_repo(tmp_path, marker)
     args = [git_http.url("main.git") if arg == "HTTP" else arg for arg in args]
@@ -369,8 +370,8 @@ def test_every_git_call_overrides_what_a_checkout_could_run(git_http, tmp_path, 
     subprocess.run(argv, env=plain, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     assert marker.exists(), f"control: the planted {what} did not run without initkit's environment"
     marker.unlink()
-    ssh = gitrepo.ssh_options([], None)
-    env = {**plain, **gitrepo.git_environment(ssh=ssh)}
+    ssh = ssh_options([], None)
+    env = {**plain, **git_environment(ssh=ssh)}
     subprocess.run(argv, env=env, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     assert not marker.exists(), f"the planted {what} ran"
 
@@ -381,18 +382,19 @@ def test_every_git_call_overrides_what_a_checkout_could_run(git_http, tmp_path, 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ref=st.text(st.characters(blacklist_categories=("Cs",)), max_size=40))
 def test_any_ref_is_accepted_only_if_git_would_take_it_as_a_name(ref):
-    from initkit import gitrepo
     from initkit.errors import BadInput
+    from initkit.git.checkout import FULL_SHA, check_ref
+    from initkit.git.runner import Git, git_environment
 
-    runner = gitrepo.Git(gitrepo.git_environment())
+    runner = Git(git_environment())
     try:
-        gitrepo.check_ref(runner, ref)
+        check_ref(runner, ref)
     except BadInput as exc:
         assert "\n" not in str(exc)
         return
     assert not ref.startswith("-")
     named = subprocess.run(["git", "check-ref-format", "--allow-onelevel", ref], capture_output=True)
-    assert named.returncode == 0 or gitrepo.FULL_SHA.match(ref.lower())
+    assert named.returncode == 0 or FULL_SHA.match(ref.lower())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -701,7 +703,8 @@ def test_url_scoped_safety_keys_planted_in_the_checkout_are_refused(run_cli, git
 def test_overrides_beat_an_included_file(git_http, git_repos, tmp_path, marker, include):
     """Past the allow-list (which refuses include.* and includeIf.*): the keys initkit forces
     come after the user's, so they win even over a file the user's config would include."""
-    from initkit import gitrepo
+    from initkit.git.remote import ssh_options
+    from initkit.git.runner import git_environment
 
     repo = tmp_path / "repo"
     git("clone", "-q", git_repos.path("main.git"), repo)
@@ -720,7 +723,7 @@ def test_overrides_beat_an_included_file(git_http, git_repos, tmp_path, marker, 
     subprocess.run([*tree, "checkout", "-q", "--detach"], env=control, capture_output=True, timeout=30)
     assert marker.exists(), "control: the included file ran nothing without initkit's overrides"
     marker.unlink()
-    env = {**plain, **gitrepo.git_environment(ssh=gitrepo.ssh_options([], None), user_config=user)}
+    env = {**plain, **git_environment(ssh=ssh_options([], None), user_config=user)}
     for args in (
         ["status"],
         ["checkout", "-q", "--detach"],
@@ -884,7 +887,7 @@ SAFETY_NAMES = ["followRedirects", "sslVerify", "extraHeader", "proxy", "sslCAIn
 )
 def test_no_spelling_of_a_url_scoped_safety_key_passes(name, scope, upper):
     from initkit.errors import BadInput
-    from initkit.gitrepo import check_user_config
+    from initkit.git.config import check_user_config
 
     key = "".join(c.upper() if flip else c.lower() for c, flip in zip(f"http.{name}", upper * 2, strict=False))
     section, _, rest = key.partition(".")
@@ -896,16 +899,28 @@ def test_no_spelling_of_a_url_scoped_safety_key_passes(name, scope, upper):
 @settings(max_examples=300, deadline=None)
 @given(key=st.text(st.characters(blacklist_categories=("Cs",)), max_size=40), value=st.text(max_size=10))
 def test_any_accepted_key_is_on_the_allow_list(key, value):
-    from initkit import gitrepo
     from initkit.errors import BadInput
+    from initkit.git.config import URL_SCOPED, USER_KEYS, check_user_config
 
     try:
-        gitrepo.check_user_config(key, value)
+        check_user_config(key, value)
     except BadInput as exc:
         assert "\n" not in str(exc) or "\n" in key
         return
     section, _, rest = key.partition(".")
     sub, _, name = rest.rpartition(".")
     plain = f"{section}.{name}".lower()
-    assert plain in gitrepo._USER_KEYS or plain == "url.insteadof"
-    assert not sub or plain in gitrepo._URL_SCOPED or plain == "url.insteadof"
+    assert plain in USER_KEYS or plain == "url.insteadof"
+    assert not sub or plain in URL_SCOPED or plain == "url.insteadof"
+
+
+def test_a_key_on_its_sections_line_is_read_as_git_reads_it(run_cli, git_daemon, git_repos, checkout, tmp_path, marker):
+    """`[core] fsmonitor = CMD` on one line is core.fsmonitor to git. The checkout's config is
+    read by git itself: a parser that skipped that line (GitPython's GitConfigParser does)
+    would pass the allow-list, and git would then run the command."""
+    with open(checkout / ".git/config", "a") as config:
+        config.write(f"[core] fsmonitor = {script(tmp_path / 'fsmonitor', marker)}\n")
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(checkout), "--ref", "main")
+    assert result.code == 2 and "sets core.fsmonitor" in result.stderr, result.stderr
+    assert not marker.exists()
+    assert head(checkout) == git_repos.shas["c1"]
