@@ -4,6 +4,12 @@
   --username/--password-file, --credential or --askpass-url) become an `Authorization`
   header scoped to one origin (scheme, host, port), which the runner puts in git's
   environment as `http.<scope>.extraHeader`.
+- A REPO whose query holds a credential (`?token=...`, `X-Amz-Signature`: any key
+  `redact.is_secret_name` names) is refused: git hands the URL, query and all, to its
+  remote helper on the command line (`git-remote-https origin URL`), where every
+  process of the node can read it, whatever initkit passes git itself (an insteadOf
+  rewrite happens before that call). git could not use such a URL anyway: it appends
+  its own path (`/info/refs`) after the query.
 - ssh needs nothing from ~/.ssh nor /etc/ssh: its options go to `initkit-ssh`.
 """
 
@@ -16,7 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from initkit import redact
 from initkit.errors import BadInput, JobFailed
@@ -70,7 +76,11 @@ def parse_remote(repo: str) -> Remote:
         if SCP_LIKE.match(repo):  # user@host:path, as git reads it
             return Remote(repo, "ssh")
         return Remote(os.path.abspath(repo), "file")
-    parts = urlsplit(repo)
+    try:
+        parts = urlsplit(repo)
+        parts.port  # noqa: B018 - parsed here: a bad port is a ValueError too
+    except ValueError as exc:  # http://[::1/x: an unclosed IPv6 bracket
+        raise BadInput(f"invalid REPO {redact.redact(repo)}: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
         userinfo, at, hostport = parts.netloc.rpartition("@")
@@ -92,6 +102,24 @@ def check_remote(remote: Remote) -> None:
     """Refuse (exit 2) a location git must not be given."""
     if remote.kind == "ssh" and ssh_looks_like_option(remote.url):
         raise BadInput(f"invalid REPO {remote.url!r}: an ssh host or user cannot start with '-'")
+    secret = secret_query_key(remote.url)
+    if secret is not None:
+        raise BadInput(
+            f"invalid REPO {redact.redact(remote.url)}: its query holds a credential ({secret}); git would "
+            "show it on its command line to every process of the node, and cannot fetch from a URL with a "
+            "query (it appends its own path after it): give it with --password-file or --credential"
+        )
+
+
+def secret_query_key(url: str) -> str | None:
+    """The first query key of a URL that names a credential (redact's rule), if any."""
+    if "://" not in url:
+        return None
+    query = urlsplit(url).query
+    for key, _ in parse_qsl(query.replace(";", "&"), keep_blank_values=True):
+        if redact.is_secret_name(key):
+            return key
+    return None
 
 
 def ssh_looks_like_option(url: str) -> bool:
@@ -109,7 +137,10 @@ def same_repository(a: str, b: str) -> bool:
 
 
 def _normal(location: str) -> str:
-    url = parse_remote(location).url
+    try:
+        url = parse_remote(location).url
+    except BadInput:  # an origin that is no URL names no repository REPO could be
+        return location
     if "://" in url:
         parts = urlsplit(url)
         host = parts.netloc.rpartition("@")[2].lower()

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 
 from tests import gitservers
 from tests.commands.test_git_clone import head, processes_naming, tree
+from tests.conftest import initkit_command
 from tests.gitservers import PASSWORD, USERNAME, GitHTTPServer, git
 from tests.security.hostile_git import RecordingProxy, Redirector, StallingServer
 
@@ -914,6 +917,71 @@ def test_any_accepted_key_is_on_the_allow_list(key, value):
     assert not sub or plain in URL_SCOPED or plain == "url.insteadof"
 
 
+# --- a credential in REPO's query ------------------------------------------------------
+
+QUERY_SECRET = "q-S3cret-4b1d2e"
+
+
+def command_lines_holding(text: str) -> list[str]:
+    """The command line of every process of this pid namespace that holds TEXT."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if text.encode() in cmdline:
+                found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+@pytest.mark.parametrize("query", ["token={}", "X-Amz-Credential=a&X-Amz-Signature={}", "ref=main&private_token={}"])
+def test_a_credential_in_repos_query_never_reaches_a_command_line(tmp_path, query):
+    """git hands REPO, query and all, to its remote helper on the command line
+    (`git-remote-http origin URL`), which every process of the node reads in /proc/PID/cmdline.
+    REPO comes from the environment, as a chart passes a secret; the server stalls, so a git
+    that was started is still running when the command lines are read."""
+    server = StallingServer()
+    dest = tmp_path / "site"
+    repo = server.url("main.git") + "?" + query.format(QUERY_SECRET)
+    env = {**os.environ, "INITKIT_GIT_CLONE_REPO": repo, "INITKIT_GIT_CLONE_DEST": str(dest)}
+    proc = subprocess.Popen(
+        initkit_command("git-clone", "--timeout", "60s"), env=env, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    outcome: dict[str, str] = {}
+
+    def finish() -> None:
+        outcome["out"], outcome["err"] = proc.communicate()
+        server.arrived.set()  # initkit ended before any request: nothing is left to read
+
+    waiter = threading.Thread(target=finish, daemon=True)
+    waiter.start()
+    try:
+        assert server.arrived.wait(60), "neither a request nor the end of initkit"
+        leaked = command_lines_holding(QUERY_SECRET)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # SIGTERM: initkit stops git's process group
+        waiter.join(30)
+        server.stop()
+    assert leaked == [], leaked
+    assert proc.returncode == 2, outcome["err"]
+    assert server.requests == 0
+    assert QUERY_SECRET not in outcome["err"] and len(outcome["err"].splitlines()) == 1
+    assert "its query holds a credential" in outcome["err"]
+    assert not dest.exists()
+
+
+def test_a_credential_left_in_a_checkouts_origin_is_dropped_on_a_rerun(run_cli, git_daemon, git_repos, checkout):
+    """A checkout whose origin holds a token in its query (an older initkit, or a plain `git
+    clone`): the re-run with the plain URL stores that URL, and nothing prints the token."""
+    plant(checkout, "remote.origin.url", git_daemon.url("main.git") + "?token=" + QUERY_SECRET)
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(checkout), "--ref", "main")
+    assert result.code == 0, result.stderr
+    assert QUERY_SECRET not in (checkout / ".git/config").read_text()
+    assert QUERY_SECRET not in result.stderr
+    assert head(checkout) == git_repos.shas["c2"]
+
+
 def test_a_key_on_its_sections_line_is_read_as_git_reads_it(run_cli, git_daemon, git_repos, checkout, tmp_path, marker):
     """`[core] fsmonitor = CMD` on one line is core.fsmonitor to git. The checkout's config is
     read by git itself: a parser that skipped that line (GitPython's GitConfigParser does)
@@ -924,3 +992,12 @@ def test_a_key_on_its_sections_line_is_read_as_git_reads_it(run_cli, git_daemon,
     assert result.code == 2 and "sets core.fsmonitor" in result.stderr, result.stderr
     assert not marker.exists()
     assert head(checkout) == git_repos.shas["c1"]
+
+
+@pytest.mark.parametrize("repo", ["http://[::1/site.git", "https://host:99999/site.git", "https://h:x/s?token=abc"])
+def test_a_malformed_repo_url_is_bad_input_in_one_line(run_cli, tmp_path, repo):
+    result = run_cli("git-clone", repo, str(tmp_path / "site"))
+    assert result.code == 2, result.stderr
+    assert len(result.lines) == 1 and "invalid REPO" in result.stderr and "internal error" not in result.stderr
+    assert "abc" not in result.stderr
+    assert not (tmp_path / "site").exists()
