@@ -15,7 +15,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from initkit import log, options, redact
+from initkit import fs, log, options, redact
 from initkit.errors import EXIT_CODES_HELP, BadInput, InitkitError, Stopped
 from initkit.params import Line, option
 
@@ -174,7 +174,6 @@ def command(
     """
     import initkit.git
     from initkit.git.checkout import Options
-    from initkit.git.config import inside
     from initkit.git.remote import Access
 
     if not repo:
@@ -183,7 +182,7 @@ def command(
         raise BadInput("DEST is empty")
     dest = os.path.abspath(dest)
     for flag, path in (("--error-file", error_file), ("--touch-file", touch_file)):
-        if path is not None and (not path or inside(path, dest)):
+        if path is not None and (not path or fs.is_within(path, dest)):
             raise BadInput(f"{flag} {path!r} must name a file outside DEST (DEST must hold the checkout only)")
         if path:
             _check_status_path(flag, path)
@@ -257,41 +256,34 @@ def _read_sparse(path: str | None) -> bytes | None:
 
 def _check_status_path(flag: str, path: str) -> None:
     """A link among the file's directories (planted in a shared volume) is exit 2 before anything runs."""
-    from initkit import atomic
     from initkit.urls import printable
 
     try:
-        atomic.check_dirs(path)
-    except atomic.UnsafePath as exc:
+        fs.check_dirs(path)
+    except fs.UnsafePath as exc:
         raise BadInput(f"{flag} {path!r}: {printable(str(exc))}") from None
 
 
 def _write_error(path: str, message: str) -> None:
     """The error for an app or a probe to read: atomic, and never through a symlink."""
-    from initkit import atomic
-
     try:
-        atomic.write_path(path, (redact.redact(message) + "\n").encode(), 0o644)
-    except (OSError, atomic.UnsafePath) as exc:
+        fs.write_path(path, (redact.redact(message) + "\n").encode(), 0o644)
+    except (OSError, fs.UnsafePath) as exc:
         log.warning(f"cannot write --error-file: {_why(exc, path)}")
 
 
 def _remove_error(path: str) -> None:
-    from initkit import atomic
-
     try:
-        atomic.remove_path(path)  # a symlink is removed itself; one among its directories is refused
-    except (OSError, atomic.UnsafePath) as exc:
+        fs.remove_path(path)  # a symlink is removed itself; one among its directories is refused
+    except (OSError, fs.UnsafePath) as exc:
         log.warning(f"cannot remove --error-file: {_why(exc, path)}")
 
 
 def _touch(path: str) -> None:
     """Create the file or update its times, never through a symlink (git-sync's --touch-file)."""
-    from initkit import atomic
-
     try:
-        atomic.touch_path(path)
-    except (OSError, atomic.UnsafePath) as exc:
+        fs.touch_path(path)
+    except (OSError, fs.UnsafePath) as exc:
         log.warning(f"cannot touch --touch-file: {_why(exc, path)}")
 
 

@@ -31,9 +31,9 @@ import re
 import time
 from dataclasses import dataclass
 
-from initkit import log, redact
+from initkit import fs, log, redact
 from initkit.errors import BadInput, JobFailed
-from initkit.fs import remove_tree
+from initkit.fs import is_within, remove_tree
 from initkit.git import config
 from initkit.git.remote import Remote, same_repository
 from initkit.git.runner import Git, Outcome, failure, reason
@@ -374,14 +374,12 @@ class Checkout:
         enabled = (self.config.get("core.sparsecheckout") or "").lower() in ("true", "1", "yes", "on")
         if self.options.sparse is None:
             return "off" if enabled else None
-        from initkit import atomic
-
         try:
-            with atomic.open_dir(self.git_dir, ["info"], create=True) as info:
-                written = atomic.write_at(
+            with fs.open_dir(self.git_dir, ["info"], create=True) as info:
+                written = fs.write_atomic(
                     info, "sparse-checkout", self.options.sparse, shown=f"{self.git_dir}/info/sparse-checkout"
                 )
-        except atomic.UnsafePath as exc:
+        except fs.UnsafePath as exc:
             raise BadInput(f"{exc}; refusing to use {self.git_dir}") from None
         if enabled and not written:
             return None
@@ -435,11 +433,11 @@ class Checkout:
             if ".git" not in files or os.path.islink(gitfile):
                 continue
             sub_git_dir = config.gitfile_target(gitfile)
-            if not sub_git_dir or not config.inside(
+            if not sub_git_dir or not is_within(
                 sub_git_dir, modules
             ):  # not a submodule initkit made: not ours to judge
                 continue
-            owner = max((tree for tree in owners if config.inside(base, tree) and tree != base), key=len)
+            owner = max((tree for tree in owners if is_within(base, tree) and tree != base), key=len)
             listed = self.git.run(
                 "--literal-pathspecs", "--git-dir", owners[owner], "--work-tree", owner,
                 "ls-files", "--stage", "--", os.path.relpath(base, owner),

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from initkit import redact
 from initkit.errors import BadInput
+from initkit.fs import is_within
 from initkit.git.remote import SCP_LIKE
 
 if TYPE_CHECKING:
@@ -251,7 +252,7 @@ def checkout_config(git: Git, git_dir: str, work_tree: str) -> dict[str, str | N
             _no_redirection(base)
             module = _checked_config(git, os.path.join(base, "config"), submodule=True)
             worktree = module.get("core.worktree")
-            if worktree is not None and not inside(os.path.join(base, worktree), work_tree):
+            if worktree is not None and not is_within(os.path.join(base, worktree), work_tree):
                 raise BadInput(f"{base}/config sets core.worktree outside {work_tree}; refusing to use it")
     return config
 
@@ -285,7 +286,7 @@ def check_submodule_links(work_tree: str, git_dir: str) -> None:
         for name in (n for n in dirs + files if n == ".git"):
             path = os.path.join(base, name)
             target = gitfile_target(path) if os.path.isfile(path) and not os.path.islink(path) else ""
-            if not target or not inside(target, modules):
+            if not target or not is_within(target, modules):
                 raise BadInput(f"{path} does not point into {modules}; refusing to update submodules")
         dirs[:] = [name for name in dirs if name != ".git"]
 
@@ -297,9 +298,3 @@ def gitfile_target(path: str) -> str:
     if not line.startswith("gitdir: "):
         return ""
     return os.path.realpath(os.path.join(os.path.dirname(path), line.removeprefix("gitdir: ")))
-
-
-def inside(path: str, folder: str) -> bool:
-    """Whether PATH, links resolved, is FOLDER or below it."""
-    path, folder = os.path.realpath(path), os.path.realpath(folder)
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
