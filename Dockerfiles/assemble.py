@@ -473,12 +473,12 @@ def install_initkit(src: Path, tree: Tree) -> None:
         "License: Apache-2.0\n"
     )
     (info / "entry_points.txt").write_text(
-        "[console_scripts]\ninitkit = initkit.cli:main\ninitkit-ssh = initkit.gitssh:main\n"
+        "[console_scripts]\ninitkit = initkit.cli:main\ninitkit-ssh = initkit.git.ssh:main\n"
     )
     (info / "INSTALLER").write_text("initkit-images\n")
     (info / "top_level.txt").write_text("initkit\n")
     # initkit-ssh is what git runs as GIT_SSH (git would need a shell for GIT_SSH_COMMAND).
-    for name, module in (("initkit", "initkit.cli"), ("initkit-ssh", "initkit.gitssh")):
+    for name, module in (("initkit", "initkit.cli"), ("initkit-ssh", "initkit.git.ssh")):
         script = tree.dest(f"/usr/bin/{name}")
         script.parent.mkdir(parents=True, exist_ok=True)
         script.write_text(f"#!/usr/bin/{PY}\nimport sys\nfrom {module} import main\nsys.exit(main())\n")

@@ -485,7 +485,7 @@ def test_dest_that_is_not_a_checkout_directory(run_cli, git_daemon, tmp_path):
 
 
 def test_locations_naming_the_same_repository():
-    from initkit.gitrepo import parse_remote, same_repository, ssh_options
+    from initkit.git.remote import parse_remote, same_repository, ssh_options
 
     assert same_repository("https://u:p@Git.Example.com/x.git", "https://git.example.com/x/")
     assert not same_repository("https://git.example.com/x", "https://git.example.com/y")

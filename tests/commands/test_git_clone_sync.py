@@ -305,7 +305,7 @@ def test_malformed_git_config(run_cli, git_daemon, tmp_path, value, message):
 
 
 def test_git_config_parsing_as_git_sync_does():
-    from initkit.gitrepo import parse_git_configs
+    from initkit.git.config import parse_git_configs
 
     assert parse_git_configs('a.b:c,"url.https://x/.insteadOf":"git@x:",d.e:f\\,g,h.i:"j,k",l.m:n\\tn') == [
         ("a.b", "c"), ("url.https://x/.insteadOf", "git@x:"), ("d.e", "f,g"), ("h.i", "j,k"), ("l.m", "n\tn"),
@@ -569,7 +569,7 @@ def _bare(text: str) -> str:
 @settings(max_examples=300, deadline=None)
 @given(pairs=st.lists(st.tuples(_text.filter(bool), _text), max_size=5), quoted=st.booleans())
 def test_git_config_format_round_trips(pairs, quoted):
-    from initkit.gitrepo import parse_git_configs
+    from initkit.git.config import parse_git_configs
 
     text = ",".join(f"{_quote(key)}:{_quote(value) if quoted else _bare(value)}" for key, value in pairs)
     assert parse_git_configs(text) == pairs
@@ -579,7 +579,7 @@ def test_git_config_format_round_trips(pairs, quoted):
 @given(text=_text)
 def test_any_git_config_text_parses_or_is_one_line_of_bad_input(text):
     from initkit.errors import BadInput
-    from initkit.gitrepo import check_user_config, parse_git_configs
+    from initkit.git.config import check_user_config, parse_git_configs
 
     try:
         for key, value in parse_git_configs(text):

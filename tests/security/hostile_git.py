@@ -63,6 +63,7 @@ class StallingServer:
     def __init__(self, address: str = "127.0.0.1") -> None:
         owner = self
         self.released = threading.Event()
+        self.arrived = threading.Event()  # set at the first request: the client is now waiting
         self.requests = 0
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,6 +72,7 @@ class StallingServer:
 
             def do_GET(self) -> None:
                 owner.requests += 1
+                owner.arrived.set()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(1 << 20))

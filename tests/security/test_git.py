@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 
 from tests import gitservers
 from tests.commands.test_git_clone import head, processes_naming, tree
+from tests.conftest import initkit_command
 from tests.gitservers import PASSWORD, USERNAME, GitHTTPServer, git
 from tests.security.hostile_git import RecordingProxy, Redirector, StallingServer
 
@@ -309,9 +312,9 @@ def test_timeout_mid_fetch_leaves_a_dest_a_rerun_finishes(run_cli, git_repos, tm
 
 
 def test_stalled_http_transfer_fails_on_the_low_speed_limit(run_cli, monkeypatch, tmp_path):
-    from initkit import gitrepo
+    from initkit.git import runner
 
-    monkeypatch.setattr(gitrepo, "LOW_SPEED_TIME", 2)
+    monkeypatch.setattr(runner, "LOW_SPEED_TIME", 2)
     server = StallingServer()
     try:
         started = time.monotonic()
@@ -360,7 +363,8 @@ def poisoned_repo(tmp_path: Path, marker: Path) -> Path:
 def test_every_git_call_overrides_what_a_checkout_could_run(git_http, tmp_path, marker, what, args):
     """Even past the allow-list, initkit's environment wins over these keys of a repository's
     config. The same call without it runs the planted program, so the test can fail."""
-    from initkit import gitrepo
+    from initkit.git.remote import ssh_options
+    from initkit.git.runner import git_environment
 
     repo = poisoned_repo(tmp_path, marker)
     args = [git_http.url("main.git") if arg == "HTTP" else arg for arg in args]
@@ -369,8 +373,8 @@ def test_every_git_call_overrides_what_a_checkout_could_run(git_http, tmp_path, 
     subprocess.run(argv, env=plain, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     assert marker.exists(), f"control: the planted {what} did not run without initkit's environment"
     marker.unlink()
-    ssh = gitrepo.ssh_options([], None)
-    env = {**plain, **gitrepo.git_environment(ssh=ssh)}
+    ssh = ssh_options([], None)
+    env = {**plain, **git_environment(ssh=ssh)}
     subprocess.run(argv, env=env, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     assert not marker.exists(), f"the planted {what} ran"
 
@@ -381,18 +385,19 @@ def test_every_git_call_overrides_what_a_checkout_could_run(git_http, tmp_path, 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ref=st.text(st.characters(blacklist_categories=("Cs",)), max_size=40))
 def test_any_ref_is_accepted_only_if_git_would_take_it_as_a_name(ref):
-    from initkit import gitrepo
     from initkit.errors import BadInput
+    from initkit.git.checkout import FULL_SHA, check_ref
+    from initkit.git.runner import Git, git_environment
 
-    runner = gitrepo.Git(gitrepo.git_environment())
+    runner = Git(git_environment())
     try:
-        gitrepo.check_ref(runner, ref)
+        check_ref(runner, ref)
     except BadInput as exc:
         assert "\n" not in str(exc)
         return
     assert not ref.startswith("-")
     named = subprocess.run(["git", "check-ref-format", "--allow-onelevel", ref], capture_output=True)
-    assert named.returncode == 0 or gitrepo.FULL_SHA.match(ref.lower())
+    assert named.returncode == 0 or FULL_SHA.match(ref.lower())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -701,7 +706,8 @@ def test_url_scoped_safety_keys_planted_in_the_checkout_are_refused(run_cli, git
 def test_overrides_beat_an_included_file(git_http, git_repos, tmp_path, marker, include):
     """Past the allow-list (which refuses include.* and includeIf.*): the keys initkit forces
     come after the user's, so they win even over a file the user's config would include."""
-    from initkit import gitrepo
+    from initkit.git.remote import ssh_options
+    from initkit.git.runner import git_environment
 
     repo = tmp_path / "repo"
     git("clone", "-q", git_repos.path("main.git"), repo)
@@ -720,7 +726,7 @@ def test_overrides_beat_an_included_file(git_http, git_repos, tmp_path, marker, 
     subprocess.run([*tree, "checkout", "-q", "--detach"], env=control, capture_output=True, timeout=30)
     assert marker.exists(), "control: the included file ran nothing without initkit's overrides"
     marker.unlink()
-    env = {**plain, **gitrepo.git_environment(ssh=gitrepo.ssh_options([], None), user_config=user)}
+    env = {**plain, **git_environment(ssh=ssh_options([], None), user_config=user)}
     for args in (
         ["status"],
         ["checkout", "-q", "--detach"],
@@ -884,7 +890,7 @@ SAFETY_NAMES = ["followRedirects", "sslVerify", "extraHeader", "proxy", "sslCAIn
 )
 def test_no_spelling_of_a_url_scoped_safety_key_passes(name, scope, upper):
     from initkit.errors import BadInput
-    from initkit.gitrepo import check_user_config
+    from initkit.git.config import check_user_config
 
     key = "".join(c.upper() if flip else c.lower() for c, flip in zip(f"http.{name}", upper * 2, strict=False))
     section, _, rest = key.partition(".")
@@ -896,16 +902,102 @@ def test_no_spelling_of_a_url_scoped_safety_key_passes(name, scope, upper):
 @settings(max_examples=300, deadline=None)
 @given(key=st.text(st.characters(blacklist_categories=("Cs",)), max_size=40), value=st.text(max_size=10))
 def test_any_accepted_key_is_on_the_allow_list(key, value):
-    from initkit import gitrepo
     from initkit.errors import BadInput
+    from initkit.git.config import URL_SCOPED, USER_KEYS, check_user_config
 
     try:
-        gitrepo.check_user_config(key, value)
+        check_user_config(key, value)
     except BadInput as exc:
         assert "\n" not in str(exc) or "\n" in key
         return
     section, _, rest = key.partition(".")
     sub, _, name = rest.rpartition(".")
     plain = f"{section}.{name}".lower()
-    assert plain in gitrepo._USER_KEYS or plain == "url.insteadof"
-    assert not sub or plain in gitrepo._URL_SCOPED or plain == "url.insteadof"
+    assert plain in USER_KEYS or plain == "url.insteadof"
+    assert not sub or plain in URL_SCOPED or plain == "url.insteadof"
+
+
+# --- a credential in REPO's query ------------------------------------------------------
+
+QUERY_SECRET = "q-S3cret-4b1d2e"
+
+
+def command_lines_holding(text: str) -> list[str]:
+    """The command line of every process of this pid namespace that holds TEXT."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if text.encode() in cmdline:
+                found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+@pytest.mark.parametrize("query", ["token={}", "X-Amz-Credential=a&X-Amz-Signature={}", "ref=main&private_token={}"])
+def test_a_credential_in_repos_query_never_reaches_a_command_line(tmp_path, query):
+    """git hands REPO, query and all, to its remote helper on the command line
+    (`git-remote-http origin URL`), which every process of the node reads in /proc/PID/cmdline.
+    REPO comes from the environment, as a chart passes a secret; the server stalls, so a git
+    that was started is still running when the command lines are read."""
+    server = StallingServer()
+    dest = tmp_path / "site"
+    repo = server.url("main.git") + "?" + query.format(QUERY_SECRET)
+    env = {**os.environ, "INITKIT_GIT_CLONE_REPO": repo, "INITKIT_GIT_CLONE_DEST": str(dest)}
+    proc = subprocess.Popen(
+        initkit_command("git-clone", "--timeout", "60s"), env=env, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    outcome: dict[str, str] = {}
+
+    def finish() -> None:
+        outcome["out"], outcome["err"] = proc.communicate()
+        server.arrived.set()  # initkit ended before any request: nothing is left to read
+
+    waiter = threading.Thread(target=finish, daemon=True)
+    waiter.start()
+    try:
+        assert server.arrived.wait(60), "neither a request nor the end of initkit"
+        leaked = command_lines_holding(QUERY_SECRET)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # SIGTERM: initkit stops git's process group
+        waiter.join(30)
+        server.stop()
+    assert leaked == [], leaked
+    assert proc.returncode == 2, outcome["err"]
+    assert server.requests == 0
+    assert QUERY_SECRET not in outcome["err"] and len(outcome["err"].splitlines()) == 1
+    assert "its query holds a credential" in outcome["err"]
+    assert not dest.exists()
+
+
+def test_a_credential_left_in_a_checkouts_origin_is_dropped_on_a_rerun(run_cli, git_daemon, git_repos, checkout):
+    """A checkout whose origin holds a token in its query (an older initkit, or a plain `git
+    clone`): the re-run with the plain URL stores that URL, and nothing prints the token."""
+    plant(checkout, "remote.origin.url", git_daemon.url("main.git") + "?token=" + QUERY_SECRET)
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(checkout), "--ref", "main")
+    assert result.code == 0, result.stderr
+    assert QUERY_SECRET not in (checkout / ".git/config").read_text()
+    assert QUERY_SECRET not in result.stderr
+    assert head(checkout) == git_repos.shas["c2"]
+
+
+def test_a_key_on_its_sections_line_is_read_as_git_reads_it(run_cli, git_daemon, git_repos, checkout, tmp_path, marker):
+    """`[core] fsmonitor = CMD` on one line is core.fsmonitor to git. The checkout's config is
+    read by git itself: a parser that skipped that line (GitPython's GitConfigParser does)
+    would pass the allow-list, and git would then run the command."""
+    with open(checkout / ".git/config", "a") as config:
+        config.write(f"[core] fsmonitor = {script(tmp_path / 'fsmonitor', marker)}\n")
+    result = run_cli("git-clone", git_daemon.url("main.git"), str(checkout), "--ref", "main")
+    assert result.code == 2 and "sets core.fsmonitor" in result.stderr, result.stderr
+    assert not marker.exists()
+    assert head(checkout) == git_repos.shas["c1"]
+
+
+@pytest.mark.parametrize("repo", ["http://[::1/site.git", "https://host:99999/site.git", "https://h:x/s?token=abc"])
+def test_a_malformed_repo_url_is_bad_input_in_one_line(run_cli, tmp_path, repo):
+    result = run_cli("git-clone", repo, str(tmp_path / "site"))
+    assert result.code == 2, result.stderr
+    assert len(result.lines) == 1 and "invalid REPO" in result.stderr and "internal error" not in result.stderr
+    assert "abc" not in result.stderr
+    assert not (tmp_path / "site").exists()
