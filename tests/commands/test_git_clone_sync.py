@@ -26,6 +26,11 @@ git_repos = gitservers.git_repos
 git_http = gitservers.git_http
 
 
+@pytest.fixture(autouse=True)
+def _served_repos(git_repos: gitservers.Repos) -> None:
+    """Every test here clones the served repositories: made before any of them runs, alone or not."""
+
+
 @pytest.fixture
 def password_file(tmp_path: Path) -> Path:
     path = tmp_path / "password"
