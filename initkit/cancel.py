@@ -257,9 +257,20 @@ class Token:
 
     # ---- blocking work under the token ----
 
-    def run(self, argv: Sequence[str], *, input: Any = None, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
-        """subprocess.run under the token: the child is terminated (SIGTERM, then SIGKILL) when the
-        token is cancelled (Stopped) or its deadline passes (subprocess.TimeoutExpired)."""
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: Any = None,
+        capture_output: bool = False,
+        check: bool = False,
+        **kwargs: Any,
+    ) -> subprocess.CompletedProcess[Any]:
+        """subprocess.run under the token (same arguments, but `timeout`: the deadline is the token's):
+        the child is terminated (SIGTERM, then SIGKILL) when the token is cancelled (Stopped) or its
+        deadline passes (subprocess.TimeoutExpired)."""
+        if capture_output:
+            kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
         with subprocess.Popen(argv, **kwargs) as proc:
             outputs: list[tuple[Any, Any]] = []
             done = threading.Event()
@@ -280,6 +291,8 @@ class Token:
                 _terminate(proc)
                 raise subprocess.TimeoutExpired(list(argv), self.deadline or 0.0)
         out, err = outputs[0]
+        if check and proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, list(argv), out, err)
         return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
 
     def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

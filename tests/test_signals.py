@@ -134,6 +134,10 @@ def test_run_returns_the_childs_output_and_stops_it_at_the_deadline():
     done = token.run([sys.executable, "-c", "import sys; print(sys.stdin.read().upper())"], input="hi", text=True,
                      stdout=subprocess.PIPE, stdin=subprocess.PIPE)  # fmt: skip
     assert (done.returncode, done.stdout) == (0, "HI\n")
+    failed = token.run(["sh", "-c", "echo oops >&2; exit 3"], capture_output=True, text=True)
+    assert (failed.returncode, failed.stderr) == (3, "oops\n")
+    with pytest.raises(subprocess.CalledProcessError):
+        token.run(["false"], check=True)
     with pytest.raises(subprocess.TimeoutExpired):
         token.child(timeout=0.2).run(["sleep", "600"])
 
