@@ -527,6 +527,7 @@ class Client:
                         reason = "timed out" if cut else _body_error(exc)
                         error = _BodyCut(reason)
                     else:
+                        self.token.check()  # a cut socket can look like the end of a body without a length
                         return
                 finally:
                     response.close()

@@ -113,9 +113,7 @@ def poll(probe: Probe, status: _Status, token: Token, *, interval: float, starte
                 detail = probe.check(token)
             except NotReady as exc:
                 status.last_error = str(exc)
-            except Stopped:
-                raise
-            except Exception as exc:  # a probe bug must not look like a hang
+            except Exception as exc:  # a probe bug must not look like a hang (Stopped is no Exception)
                 status.last_error = f"{type(exc).__name__}: {exc}"
             else:
                 log.info(f"{status.label} is ready after {format_duration(clock.monotonic() - started)} ({detail})")

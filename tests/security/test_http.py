@@ -363,6 +363,30 @@ def test_each_wait_for_http_check_is_bounded(run_proc):
     assert elapsed < 14.5
 
 
+@pytest.mark.parametrize("command", ["register", "wait-for"])
+def test_sigterm_cuts_a_dripping_answer_at_once(command):
+    """The request is cut by the token's watchdog (its socket shut down), not by an exception raised into urllib3."""
+    drip = DripServer("headers")
+    proc = subprocess.Popen(
+        initkit_command(command, drip.url(), "--timeout", "1m"), stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **POD},
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: drip.connections >= 1), "no request arrived"
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=5)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        drip.stop()
+    assert code == 143
+    assert took < 1.0, took
+    assert proc.stderr.read().splitlines()[-1] == f"initkit {command}: error: stopped by SIGTERM"
+
+
 # ---- memory: a server that floods ----------------------------------------------------------------
 
 
