@@ -63,8 +63,13 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, log_format: str, quiet: bool, debug: bool) -> None:
     """Idempotent Kubernetes init-container jobs: wait for services, register the pod,
     clone a repository, render configuration."""
+    from initkit import cancel
+
     log.configure(log_format, log.DEBUG if debug else log.ERROR if quiet else log.INFO)
     log.set_command(ctx.invoked_subcommand)
+    if ctx.invoked_subcommand in cancel.LEGACY_COMMANDS:
+        # Not yet checking the token: a signal raises Stopped wherever the command is (cancel.interruptible).
+        ctx.with_resource(cancel.interruptible())
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -73,11 +78,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 
 def run(argv: list[str] | None = None) -> int:
-    from initkit import signals
+    from initkit import cancel, signals
 
     args = list(sys.argv[1:] if argv is None else argv)
     log.preconfigure(args, os.environ)
-    with signals.stop_on_signals():
+    # The run's token: the signals cancel it, every blocking point of a command waits on it.
+    with signals.stop_on_signals(), cancel.scope(cancel.Token()):
         try:
             result = cli.main(args=args, prog_name="initkit", standalone_mode=False)
             return result if isinstance(result, int) else 0

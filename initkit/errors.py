@@ -44,7 +44,8 @@ class ExecFailed(InitkitError):
 
 
 class Stopped(BaseException):
-    """Raised in the main thread by a signal handler.
+    """The run was stopped by signal `signum`: raised by `initkit.cancel.Token.check` (and its
+    waits) where a command checks the token, or by the handler inside `cancel.interruptible()`.
 
     A BaseException so that no `except Exception` in a library swallows it.
     """

@@ -9,6 +9,11 @@ adapter. What initkit adds is what neither library has:
 - a real deadline: requests' timeout applies to each socket read, so a server
   that drips one byte at a time never trips it. A watchdog shuts the socket
   down at the deadline (`_Watchdog`); `_DeadlineRetry` then refuses to retry.
+- cancellation: each Client waits on a token (initkit.cancel: the run's by
+  default). When it is cancelled (a signal), the watchdog shuts every socket
+  down, a pause between attempts ends, and `Stopped` is raised: never an
+  exception from a signal handler in the middle of urllib3. Deadlines and
+  pauses are on the token's clock, so tests can use a fake one.
 - answers are streamed: only the first few KiB of a body are ever read.
 - request parts are checked before sending, so a bad value is exit 2 with a
   line naming the part, never a library message quoting the (secret) value.
@@ -25,7 +30,6 @@ from __future__ import annotations
 import re
 import socket
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +41,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
-from initkit import __version__, redact
+from initkit import __version__, cancel, redact
 from initkit.errors import BadInput
 
 USER_AGENT = f"initkit/{__version__}"
@@ -140,22 +144,25 @@ class _Watchdog:
     object urllib3 first made, and a number alone could be reused by another file.
     """
 
-    def __init__(self, deadline: float | None, per_attempt: float) -> None:
-        self.deadline = deadline  # time.monotonic(); None: no overall limit
+    def __init__(self, deadline: float | None, per_attempt: float, token: cancel.Token) -> None:
+        self.deadline = deadline  # on token.clock; None: no overall limit
         self.per_attempt = per_attempt
+        self.token = token
+        self.clock = token.clock
         self.fired = False  # a timer cut a request off since the last `take_fired`
-        self.cancelled = threading.Event()  # `cancel` was called: no attempt, no pause goes on
+        self.cancelled = threading.Event()  # the token was cancelled: no attempt, no pause goes on
         self._armed: dict[int, tuple[threading.Timer, socket.socket]] = {}  # connection id -> (timer, duplicate)
         self._lock = threading.Lock()
         self._closed = False
+        self._unsubscribe = token.on_cancel(self.cancel)
 
     def left(self) -> float:
         if self.deadline is None:
             return self.per_attempt
-        return min(self.per_attempt, self.deadline - time.monotonic())
+        return min(self.per_attempt, self.deadline - self.clock.monotonic())
 
     def expired(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        return self.deadline is not None and self.clock.monotonic() >= self.deadline
 
     def watch(self, key: int, sock: socket.socket) -> None:
         """(Re)arm the timer of connection `key` (its socket `sock`) for one attempt, bounded by the deadline."""
@@ -197,10 +204,10 @@ class _Watchdog:
             armed[1].close()
 
     def cancel(self) -> None:
-        """Cut the request off now, from another thread: every socket is shut down (also one whose
-        connect ends later), the deadline becomes now so no retry starts, and a pause between attempts ends."""
+        """The token was cancelled (from another thread): every socket is shut down (also one whose
+        connect ends later), the deadline becomes now so no retry starts."""
         with self._lock:
-            self.deadline = time.monotonic()
+            self.deadline = self.clock.monotonic()
             self.cancelled.set()
             duplicates = [duplicate for _, duplicate in self._armed.values()]
         for duplicate in duplicates:
@@ -218,6 +225,7 @@ class _Watchdog:
             self._armed.clear()
 
     def close(self) -> None:
+        self._unsubscribe()
         self.disarm()
         with self._lock:
             self._closed = True
@@ -334,17 +342,17 @@ class _DeadlineRetry(Retry):
         watchdog = self.policy.watchdog
         if watchdog is not None:
             watchdog.disarm()
+        token = watchdog.token if watchdog is not None else cancel.current()
+        token.check()  # an attempt cut off by a signal is not retried
         cut = watchdog is not None and watchdog.take_fired()
         reason = "timed out" if cut else _history_reason(last)
-        if watchdog is not None and watchdog.deadline is not None and time.monotonic() + delay >= watchdog.deadline:
-            raise GaveUp(reason, attempt, deadline_passed=watchdog.expired())
+        deadline = watchdog.deadline if watchdog is not None else None
+        if deadline is not None and token.clock.monotonic() + delay >= deadline:
+            raise GaveUp(reason, attempt, deadline_passed=watchdog is not None and watchdog.expired())
         if self.policy.on_retry is not None:
             self.policy.on_retry(reason, delay, attempt)
         if delay > 0:
-            if watchdog is None:
-                time.sleep(delay)
-            elif watchdog.cancelled.wait(delay):  # a pause that `cancel` ends, with no attempt after it
-                raise GaveUp(reason, attempt, deadline_passed=True)
+            token.wait(delay)  # Stopped at once on a signal, with no attempt after it
 
 
 def _history_reason(entry: Any) -> str:
@@ -403,15 +411,17 @@ class Client:
     """One requests Session for a command; `verify` is passed per request, so neither
     REQUESTS_CA_BUNDLE nor CURL_CA_BUNDLE can replace `--ca-file`."""
 
-    def __init__(self, ca_file: str | None = None, *, policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, ca_file: str | None = None, *, policy: RetryPolicy | None = None, token: cancel.Token | None = None
+    ) -> None:
         import os
 
         if ca_file is not None and not os.path.isfile(ca_file):
             raise BadInput(f"CA file {ca_file} does not exist")
         self.verify: str | bool = ca_file if ca_file is not None else True
         self.policy = policy or RetryPolicy()
-        self._cancelled = False
-        self._cancel_lock = threading.Lock()
+        # What cancels this client's requests and whose clock its deadlines are on.
+        self.token = token or cancel.current()
         self.retry = _DeadlineRetry(
             total=self.policy.attempts - 1,
             # Every attempt carries the same Idempotency-Key, so any method may be retried, POST and PUT too.
@@ -436,14 +446,6 @@ class Client:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
-    def cancel(self) -> None:
-        """From another thread: cut off the request in flight, and any later one of this client, at once."""
-        with self._cancel_lock:
-            self._cancelled = True
-            watchdog = self.policy.watchdog
-        if watchdog is not None:
-            watchdog.cancel()
-
     def send(
         self,
         method: str,
@@ -456,18 +458,20 @@ class Client:
         read_body: Callable[[int], bool],
         body_limit: int = SNIPPET_BYTES,
     ) -> Answer:
-        """One request with the retries of the policy, all within `deadline` (time.monotonic()).
+        """One request with the retries of the policy, all within `deadline` (on the token's clock).
 
         Reads at most `body_limit` bytes of the answer, and only when `read_body(status)`.
         Raises GaveUp (the deadline ends the retries), RequestFailed (no answer after
-        the last attempt) or BadInput (requests found the URL unusable)."""
-        watchdog = _Watchdog(deadline, per_attempt)
+        the last attempt), BadInput (requests found the URL unusable) or Stopped (the
+        token was cancelled)."""
+        watchdog = _Watchdog(deadline, per_attempt, self.token)
         try:
             response = self._open(method, url, body, headers, watchdog, read_timeout=None)
             try:
                 start = _read_start(response, body_limit) if read_body(response.status_code) else b""
             finally:
                 response.close()
+            self.token.check()  # a body cut off by a signal is no answer
             return Answer(
                 response.status_code,
                 response.reason or "",
@@ -500,7 +504,7 @@ class Client:
         retry = self.retry.new(total=self.policy.attempts - 1)
         while True:
             # One attempt may take all the time left; without a deadline, `stall` alone bounds each read.
-            watchdog = _Watchdog(deadline, DOWNLOAD_WATCH)
+            watchdog = _Watchdog(deadline, DOWNLOAD_WATCH, self.token)
             self.policy.watchdog = watchdog
             try:
                 response = self._open("GET", url, None, headers, watchdog, read_timeout=stall)
@@ -516,12 +520,14 @@ class Client:
                         for chunk in response.raw.stream(DOWNLOAD_CHUNK, decode_content=False):
                             write(chunk)
                     except (urllib3.exceptions.HTTPError, OSError) as exc:
+                        self.token.check()
                         cut = watchdog.take_fired()
                         if cut and watchdog.expired():
                             raise GaveUp("timed out", len(retry.history) + 1, deadline_passed=True) from None
                         reason = "timed out" if cut else _body_error(exc)
                         error = _BodyCut(reason)
                     else:
+                        self.token.check()  # a cut socket can look like the end of a body without a length
                         return
                 finally:
                     response.close()
@@ -546,10 +552,8 @@ class Client:
         read_timeout: float | None,
     ) -> requests.Response:
         """The answer's head (body unread), after urllib3's retries; the caller closes it and the watchdog."""
-        with self._cancel_lock:
-            self.policy.watchdog = watchdog
-            if self._cancelled:
-                watchdog.cancel()
+        self.token.check()
+        self.policy.watchdog = watchdog
         _current.watchdog = watchdog
         extra: dict[str, Any] = {}
         if headers and any(name.lower() == "authorization" for name in headers):
@@ -567,6 +571,9 @@ class Client:
                 stream=True,
                 **extra,
             )
+            if self.token.cancelled:
+                response.close()
+                self.token.check()
             if watchdog.take_fired():
                 # The head was cut off at the deadline; http.client may still have made a
                 # response of what came (a status line and half a header): it is no answer.
@@ -589,6 +596,7 @@ class Client:
             # requests' message quotes the value, which may be a secret: name nothing of it.
             raise BadInput("a header value was refused by requests (leading whitespace or a line break)") from None
         except requests.exceptions.RequestException as exc:
+            self.token.check()
             cut = watchdog.take_fired()
             raise RequestFailed("timed out" if cut else describe_error(exc)) from None
 

@@ -1,48 +1,82 @@
-"""Turn SIGTERM, SIGINT and SIGHUP into `Stopped` in the main thread.
+"""SIGTERM, SIGINT and SIGHUP cancel the run's token (initkit.cancel).
 
 As PID 1 in a container a process ignores SIGTERM unless it handles it, so
-initkit always does. Raising lets `finally` blocks clean up (kill a child git,
-remove a temp file) before the exit code 128+N.
+initkit always does. The signal is only recorded: Python's own C-level handler
+writes its number to a pipe (`signal.set_wakeup_fd`) the moment it arrives,
+whatever the main thread is doing, and a daemon thread reading that pipe cancels
+the current token (`cancel.current()`), which wakes every waiter. Nothing is raised into
+the code the signal happened to land in, so no library is left holding a lock;
+the commands raise `Stopped` themselves where they check the token, and
+`initkit.cli` turns it into the exit code 128+N.
+
+The one exception is `cancel.interruptible()`, the compatibility path for code
+that does not check the token yet: there the handler also raises `Stopped` in
+the main thread, as it always did.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import threading
 from collections.abc import Iterator
 from types import FrameType
 
+from initkit import cancel
 from initkit.errors import Stopped
 
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
-
-# After a signal, cleanup has this long before the process exits regardless. Raising into
-# arbitrary code can leave a library's lock held (seen: a child under coverage's tracer
-# deadlocked on its own lock while exiting); the kubelet would then wait for its SIGKILL.
-CLEANUP_LIMIT = 2.0
+_wake: tuple[int, int] | None = None  # the pipe from the handler to the waker thread
+_wake_lock = threading.Lock()
 
 
-def _raise_stopped(signum: int, frame: FrameType | None) -> None:
-    import os
-    import threading
+def _waker(read_fd: int) -> None:
+    """Turn each signal number the handler wrote into a cancellation of the current token."""
+    while True:
+        try:
+            data = os.read(read_fd, 64)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for safety
+            continue
+        if not data:
+            return
+        for signum in data:
+            if signum in HANDLED:  # the wakeup fd also carries other signals Python handles
+                cancel.signal_received(signum)
 
-    if not getattr(_raise_stopped, "armed", False):
-        _raise_stopped.armed = True  # type: ignore[attr-defined]
-        timer = threading.Timer(CLEANUP_LIMIT, os._exit, args=(128 + signum,))
-        timer.daemon = True
-        timer.start()
-    raise Stopped(signum)
+
+def _start_waker() -> int:
+    """The write end of the pipe, with its reader started (once per process)."""
+    global _wake
+    with _wake_lock:
+        if _wake is None:
+            read_fd, write_fd = os.pipe()
+            os.set_blocking(write_fd, False)
+            os.set_inheritable(read_fd, False)
+            threading.Thread(target=_waker, args=(read_fd,), name="signals", daemon=True).start()
+            _wake = (read_fd, write_fd)
+        return _wake[1]
+
+
+def _handler(signum: int, frame: FrameType | None) -> None:
+    """The Python-level handler: nothing to do (the wakeup fd has the signal), but in legacy code."""
+    if cancel.in_interruptible():
+        raise Stopped(signum)
 
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    previous = {sig: signal.signal(sig, _raise_stopped) for sig in HANDLED}
+    """Handle the signals while inside (main thread only, as Python requires)."""
+    write_fd = _start_waker()
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    previous = {sig: signal.signal(sig, _handler) for sig in HANDLED}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        signal.set_wakeup_fd(previous_fd)
 
 
 def restore_defaults() -> None:

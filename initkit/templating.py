@@ -10,6 +10,12 @@ and holds off SIGTERM until it returns. So the operators that can build big
 values in one step, `range` and the output are bounded here; what slips past
 (a filter's width, a growing capture block) meets the memory limit of
 initkit.memlimit, which turns it into a quick MemoryError.
+
+A long render checks the run's token (initkit.cancel) from the sandbox's hooks:
+every call, attribute and item lookup, intercepted operator, `range()`, output
+chunk and every 1024 items of any `{% for %}` loop (each loop's iterable is
+wrapped at parse time), so SIGTERM stops it within a second with `Stopped`
+raised from initkit's own code, not from a signal handler inside Jinja.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from initkit import cancel
 from initkit.errors import BadInput
 from initkit.podfacts import FACT_SOURCES, PodFacts, checked_env
 
@@ -34,6 +42,8 @@ MAX_RANGE = 10_000  # items of one range(); Jinja's own limit (100000) nested tw
 MAX_SIZE = 1 << 24  # characters of a string, items of a list, made by one operator
 MAX_INT_BITS = 1 << 16  # an int of ~20000 digits; Python refuses to print more than 4300 anyway
 MAX_OUTPUT = 1 << 24  # characters rendered by one run, all templates together (16 MiB)
+CHECK_EVERY = 1024  # items of a loop between two checks of the token
+CHECKED_LOOP = "initkit_checked_loop"  # the filter every `{% for %}` iterable goes through
 
 
 class _Namespace:
@@ -128,6 +138,33 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
         raise jinja2.exceptions.SecurityError(f"'**' making an int of over {MAX_INT_BITS} bits is not allowed")
 
 
+def _checked_loop(token: cancel.Token) -> Any:
+    """The filter around every loop's iterable: the token is checked every CHECK_EVERY items."""
+
+    def checked(items: Any) -> Any:
+        token.check()
+        if isinstance(items, jinja2.Undefined):
+            return items  # Jinja's own error (or empty loop) for an undefined iterable
+        return _checked_items(items, token)
+
+    return checked
+
+
+def _checked_range(token: cancel.Token) -> Any:
+    def checked_range(*args: int) -> range:
+        token.check()
+        return _bounded_range(*args)
+
+    return checked_range
+
+
+def _checked_items(items: Any, token: cancel.Token) -> Any:
+    for count, item in enumerate(items, 1):
+        if not count % CHECK_EVERY:
+            token.check()
+        yield item
+
+
 def _bounded_range(*args: int) -> range:
     try:
         items = range(*args)
@@ -156,11 +193,35 @@ class BoundedSandbox(SandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.globals["range"] = _bounded_range
+        self.token = cancel.current()  # the run's: a signal stops the render at the next hook
+        self.globals["range"] = _checked_range(self.token)
+        self.filters[CHECKED_LOOP] = _checked_loop(self.token)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        """Every `{% for %}` iterates through the checked filter: a loop that calls nothing still checks.
+
+        `_parse` is where Jinja turns source into the tree it compiles (also for `parse`)."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, CHECKED_LOOP, [], [], None, None, lineno=loop.iter.lineno)
+        return tree
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        self.token.check()
         _check_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
+
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.token.check()
+        return super().call(context, obj, *args, **kwargs)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        self.token.check()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        self.token.check()
+        return super().getitem(obj, argument)
 
 
 def make_environment() -> SandboxedEnvironment:
@@ -185,8 +246,10 @@ class OutputBudget:
 
     def render(self, template: jinja2.Template, context: Mapping[str, Any]) -> str:
         """Render chunk by chunk, stopping as soon as the budget is spent."""
+        token = getattr(template.environment, "token", None) or cancel.current()
         chunks = []
         for chunk in template.generate(context):
+            token.check()
             self.left -= len(chunk)
             if self.left < 0:
                 raise OutputTooBig(self.limit)

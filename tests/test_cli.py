@@ -90,12 +90,12 @@ def test_quiet_prints_errors_only(run_cli, tmp_path):
 
 
 def test_internal_errors_are_one_line_with_traceback_only_under_debug(run_cli, monkeypatch):
-    from initkit.commands import sleep as sleep_module
+    from initkit import cancel
 
-    def broken(seconds: float) -> None:
+    def broken(token: cancel.Token, seconds: float | None = None) -> bool:
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(sleep_module.time, "sleep", broken)
+    monkeypatch.setattr(cancel.Token, "wait", broken)  # what `initkit sleep` calls
     plain = run_cli("sleep", "1")
     assert plain.code == 1
     assert plain.lines == ["initkit sleep: error: internal error: ZeroDivisionError: boom (rerun with --debug)"]
@@ -137,12 +137,13 @@ def test_subcommands_import_only_what_they_use(args, allowed):
 def test_python_warnings_are_json_lines_too(run_cli, monkeypatch):
     import warnings
 
-    from initkit.commands import sleep as sleep_module
+    from initkit import cancel
 
-    def warn_then_sleep(seconds: float) -> None:
+    def warn_then_sleep(token: cancel.Token, seconds: float | None = None) -> bool:
         warnings.warn("old API", DeprecationWarning, stacklevel=1)
+        return False
 
-    monkeypatch.setattr(sleep_module.time, "sleep", warn_then_sleep)
+    monkeypatch.setattr(cancel.Token, "wait", warn_then_sleep)  # what `initkit sleep` calls
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         result = run_cli("--log-format", "json", "sleep", "0")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import click
@@ -18,7 +18,7 @@ from initkit.errors import EXIT_CODES_HELP, BadInput, InitkitError, JobFailed
 from initkit.params import Duration, option
 
 if TYPE_CHECKING:
-    from initkit.httpclient import Client
+    from initkit.cancel import Token
     from initkit.podfacts import PodFacts
 
 # A fixed namespace, so the key depends on the pod's identity and target only.
@@ -183,105 +183,69 @@ def _sidecar(
 ) -> None:
     """The sidecar: register, then wait for a signal, re-registering every `heartbeat`; then deregister.
 
-    The handler is in place before the first request, so a signal just after the
-    registration succeeded still deregisters; one during it stops initkit (128+N)
-    as any job. Once registered, a signal is only noted and wakes the main thread
-    through a pipe: no exception lands inside a request (it could leave a lock of
-    the HTTP stack held, and the deregistration would hang on it). Heartbeats run
-    in their own thread, which the main thread cuts off when the signal comes, so
-    a heartbeat the registry stalls never delays the deregistration.
+    Everything waits on the run's token (initkit.cancel). A signal during the
+    registration stops initkit (128+N) as any job, and sends no deregistration.
+    Once registered, the main thread waits on the token; the heartbeats run in
+    their own thread on a child of it, so the signal also cuts off a heartbeat in
+    flight (its sockets shut down, no pause or retry after it) and it never delays
+    the deregistration. That runs under a fresh token, which a second signal cancels.
     """
-    import contextlib
-    import os
-    import signal
-
-    from initkit import signals
+    from initkit import cancel
     from initkit.durations import format_duration
     from initkit.errors import Stopped
 
-    received: list[int] = []
-    registered = False
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-
-    def on_signal(signum: int, frame: object) -> None:
-        received.append(signum)
-        if not registered:
-            raise Stopped(signum)  # during the registration: stopped as any job is (128+N)
-        with contextlib.suppress(OSError):
-            os.write(wake_w, b"\0")
-
+    token = cancel.current()
+    send(*register, ca_file=ca_file, attempts=attempts, timeout=timeout)
     what = "deregister on SIGTERM" if deregister else "be stopped"
     beat = f", re-registering every {format_duration(heartbeat)}" if heartbeat else ""
-    previous = {sig: signal.signal(sig, on_signal) for sig in signals.HANDLED}
-    beats = _Heartbeats(register, ca_file=ca_file, attempts=attempts, every=heartbeat)
+    log.info(f"staying up to {what}{beat}")
+    if heartbeat:
+        _Heartbeats(register, ca_file=ca_file, attempts=attempts, every=heartbeat, token=token.child()).start()
     try:
-        send(*register, ca_file=ca_file, attempts=attempts, timeout=timeout)
-        registered = True
-        log.info(f"staying up to {what}{beat}")
-        if heartbeat:
-            beats.start()
-        os.read(wake_r, 1)  # until a signal: the read goes on after the handler has run (PEP 475)
-    except Stopped:
-        if not registered:
-            raise
-    finally:
-        beats.stop()  # cuts off a heartbeat in flight: no exception in it, and no retry after this
-        # From here on a second signal stops initkit at once (128+N), even mid-deregistration.
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        os.close(wake_r)
-        os.close(wake_w)
-    stopped = Stopped(received[0] if received else signal.SIGTERM)
+        token.wait()  # until a signal
+    except Stopped as exc:
+        stopped = exc
     if deregister is None:
         raise stopped
     log.info(f"{stopped}: deregistering (within {format_duration(deregister_timeout)})")
-    send(*deregister, ca_file=ca_file, attempts=attempts, timeout=deregister_timeout, deregistering=True)
+    # The signals now cancel this token: a second one stops the deregistration at once (128+N).
+    with cancel.scope(cancel.Token(clock=token.clock)):
+        send(*deregister, ca_file=ca_file, attempts=attempts, timeout=deregister_timeout, deregistering=True)
 
 
 class _Heartbeats:
-    """Sends the register request every `every` seconds in a daemon thread, until `stop`.
+    """Sends the register request every `every` seconds in a daemon thread, until `token` is cancelled.
 
-    `stop` (from the main thread) cancels the client of the heartbeat in flight:
-    its socket is shut down and no retry or pause follows, so the main thread
-    deregisters at once instead of waiting out that heartbeat's deadline."""
+    The token is a child of the run's: a signal cancels the heartbeat in flight (its
+    sockets are shut down, no pause or retry follows), so the main thread deregisters
+    at once instead of waiting out that heartbeat's deadline."""
 
-    def __init__(self, register: Request, *, ca_file: str | None, attempts: int, every: float) -> None:
+    def __init__(self, register: Request, *, ca_file: str | None, attempts: int, every: float, token: Token) -> None:
         import threading
 
         self.register, self.ca_file, self.attempts, self.every = register, ca_file, attempts, every
-        self.stopped = threading.Event()
-        self._lock = threading.Lock()
-        self._client: Client | None = None
+        self.token = token
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
-        with self._lock:
-            self.stopped.set()
-            client = self._client
-        if client is not None:
-            client.cancel()
-
-    def _track(self, client: Client) -> None:
-        with self._lock:
-            self._client = client
-            if self.stopped.is_set():
-                client.cancel()
-
     def _run(self) -> None:
-        while not self.stopped.wait(self.every):
-            try:
-                # A heartbeat may use at most its interval, so beats never pile up.
-                send(
-                    *self.register, ca_file=self.ca_file, attempts=self.attempts, timeout=self.every, quiet=True,
-                    track=self._track,
-                )  # fmt: skip
-            except InitkitError as exc:  # in this thread: a warning, as a failed heartbeat always was
-                if not self.stopped.is_set():  # cut off by a signal: no failure of the registry's
+        from initkit.errors import Stopped
+
+        try:
+            while True:
+                self.token.wait(self.every)
+                try:
+                    # A heartbeat may use at most its interval, so beats never pile up.
+                    send(
+                        *self.register, ca_file=self.ca_file, attempts=self.attempts, timeout=self.every, quiet=True,
+                        token=self.token,
+                    )  # fmt: skip
+                except InitkitError as exc:  # in this thread: a warning, as a failed heartbeat always was
                     log.warning(f"heartbeat: {exc}")
+        except Stopped:
+            return  # cut off by the signal: no failure of the registry's
 
 
 def idempotency_key(facts: PodFacts, method: str, url: str) -> str:
@@ -300,13 +264,11 @@ def send(
     timeout: float,
     quiet: bool = False,
     deregistering: bool = False,
-    track: Callable[[Client], None] | None = None,
+    token: Token | None = None,
 ) -> None:
     """Send with retries; success is 2xx, or 409 (already registered) / 404 and 410 (already deregistered).
 
-    `track(client)` is handed the client before it sends, so another thread can cancel it."""
-    import time
-
+    The request waits on `token` (the run's by default): Stopped when it is cancelled."""
     from initkit import httpclient
     from initkit.durations import format_duration
 
@@ -316,11 +278,11 @@ def send(
     def on_retry(reason: str, delay: float, attempt: int) -> None:
         log.warning(f"{method} {url}: {reason}; retrying in {format_duration(delay)} (attempt {attempt} of {attempts})")
 
-    client = httpclient.Client(ca_file, policy=httpclient.RetryPolicy(attempts=attempts, on_retry=on_retry))
-    if track is not None:
-        track(client)
+    client = httpclient.Client(
+        ca_file, policy=httpclient.RetryPolicy(attempts=attempts, on_retry=on_retry), token=token
+    )
     gone = (404, 410) if deregistering else (409,)
-    deadline = time.monotonic() + timeout if timeout else None
+    deadline = client.token.clock.monotonic() + timeout if timeout else None
     try:
         answer = client.send(
             method,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from initkit.errors import EXIT_CODES_HELP
@@ -17,5 +15,7 @@ def command(duration: float) -> None:
 
     Replaces: sleep 60
     """
-    # time.sleep is interrupted by the SIGTERM handler, so this ends at once.
-    time.sleep(duration)
+    from initkit import cancel
+
+    # Waits on the run's token: a signal ends it at once (Stopped, 128+N).
+    cancel.current().wait(duration)

@@ -6,7 +6,6 @@ Replaces: until nslookup myservice; do sleep 2; done
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from initkit.errors import EXIT_CODES_HELP, BadInput, ExecFailed, JobFailed
 from initkit.params import Duration, option
 
 if TYPE_CHECKING:
+    from initkit.cancel import Token
     from initkit.probes import Probe
 
 SUMMARY_EVERY = 10.0
@@ -73,11 +73,13 @@ def command(
     Replaces: until nslookup myservice; do sleep 2; done
     Example:  initkit wait-for dns:myservice tcp:mydb:5432 http://api/healthz --timeout 2m
     """
+    from initkit import cancel
     from initkit.durations import format_duration
     from initkit.probes import parse
     from initkit.urls import shown
 
-    started = time.monotonic()
+    token = cancel.current()
+    started = token.clock.monotonic()
     if interval <= 0:
         raise BadInput("--interval must be greater than 0")
     if dns_server is not None:
@@ -90,55 +92,75 @@ def command(
     limit = f"timeout {format_duration(timeout)}" if timeout else "no timeout"
     names = ", ".join(shown(p.label) for p in probes)
     log.info(f"waiting for {names} ({limit}, checking every {format_duration(interval)})")
-    wait_until_ready(probes, timeout=timeout, interval=interval, started=started)
+    wait_until_ready(probes, timeout=timeout, interval=interval, started=started, token=token)
     argv = ctx.meta.get("initkit.exec")
     if argv:
         _exec(argv)
 
 
-def wait_until_ready(probes: Sequence[Probe], *, timeout: float, interval: float, started: float | None = None) -> None:
-    """Check every probe each interval, in its own thread; JobFailed naming the laggards at the timeout."""
+def poll(probe: Probe, status: _Status, token: Token, *, interval: float, started: float) -> bool:
+    """Check PROBE every INTERVAL (between the starts of two checks: at most one check per interval)
+    until it is ready (True) or TOKEN is cancelled (False). Time is the token's clock."""
     from initkit.durations import format_duration
+    from initkit.errors import Stopped
     from initkit.probes import NotReady
-    from initkit.urls import shown
 
-    started = time.monotonic() if started is None else started
-    cancel = threading.Event()
-    statuses = [_Status(shown(p.label)) for p in probes]
-    all_ready = threading.Semaphore(0)
-
-    def poll(probe: Probe, status: _Status) -> None:
-        # A fixed interval between the starts of two checks: at most one check per target per interval.
-        while not cancel.is_set():
-            began = time.monotonic()
+    clock = token.clock
+    try:
+        while True:
+            began = clock.monotonic()
             try:
-                detail = probe.check()
+                detail = probe.check(token)
             except NotReady as exc:
                 status.last_error = str(exc)
-            except Exception as exc:  # a probe bug must not look like a hang
+            except Exception as exc:  # a probe bug must not look like a hang (Stopped is no Exception)
                 status.last_error = f"{type(exc).__name__}: {exc}"
             else:
+                log.info(f"{status.label} is ready after {format_duration(clock.monotonic() - started)} ({detail})")
                 status.ready.set()
-                log.info(f"{status.label} is ready after {format_duration(time.monotonic() - started)} ({detail})")
-                all_ready.release()
-                return
-            # threading refuses waits past TIMEOUT_MAX (an --interval of years): wait that long at most
-            cancel.wait(min(threading.TIMEOUT_MAX, max(0.0, began + interval - time.monotonic())))
+                return True
+            token.sleep_until(began + interval)
+    except Stopped:
+        return False
+
+
+def wait_until_ready(
+    probes: Sequence[Probe],
+    *,
+    timeout: float,
+    interval: float,
+    started: float | None = None,
+    token: Token | None = None,
+) -> None:
+    """Check every probe each interval, in its own thread; JobFailed naming the laggards at the timeout.
+
+    The main thread waits on TOKEN (the run's by default): a signal ends the wait with Stopped."""
+    from initkit import cancel
+    from initkit.durations import format_duration
+    from initkit.urls import shown
+
+    token = token or cancel.current()
+    clock = token.clock
+    started = clock.monotonic() if started is None else started
+    polls = token.child()  # cancelled when this returns: the checkers stop
+    changed = threading.Event()
+    statuses = [_Status(shown(p.label)) for p in probes]
+
+    def run(probe: Probe, status: _Status) -> None:
+        if poll(probe, status, polls, interval=interval, started=started):
+            changed.set()
 
     for probe, status in zip(probes, statuses, strict=True):
-        threading.Thread(target=poll, args=(probe, status), name=status.label, daemon=True).start()
+        threading.Thread(target=run, args=(probe, status), name=status.label, daemon=True).start()
 
-    remaining_targets = len(statuses)
     next_summary = started + SUMMARY_EVERY
     try:
-        while remaining_targets:
-            now = time.monotonic()
-            wake = next_summary if not timeout else min(next_summary, started + timeout)
-            if all_ready.acquire(timeout=max(0.0, wake - now)):
-                remaining_targets -= 1
-                continue
-            now = time.monotonic()
+        while True:
+            changed.clear()
             pending = [s for s in statuses if not s.ready.is_set()]
+            if not pending:
+                break
+            now = clock.monotonic()
             if timeout and now - started >= timeout:
                 raise JobFailed(
                     f"timed out after {format_duration(timeout)}; not ready: "
@@ -150,9 +172,11 @@ def wait_until_ready(probes: Sequence[Probe], *, timeout: float, interval: float
                     f"({format_duration(now - started)}): " + ", ".join(f"{s.label} ({s.last_error})" for s in pending)
                 )
                 next_summary = now + SUMMARY_EVERY
+            wake = next_summary if not timeout else min(next_summary, started + timeout)
+            token.wait_event(changed, max(0.0, wake - now))  # Stopped at once on a signal
     finally:
-        cancel.set()
-    log.info(f"all targets ready ({len(statuses)}) after {format_duration(time.monotonic() - started)}")
+        polls.cancel()
+    log.info(f"all targets ready ({len(statuses)}) after {format_duration(clock.monotonic() - started)}")
 
 
 def _exec(argv: list[str]) -> None:

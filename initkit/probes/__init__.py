@@ -1,7 +1,9 @@
 """wait-for targets: parse `dns:NAME`, `tcp:HOST:PORT`, `http(s)://...`, `file:PATH`.
 
-Each probe has a `label` and a `check()` that returns a short detail when the
-target is ready and raises `NotReady(reason)` when it is not. Probe modules
+Each probe has a `label` and a `check(token)` that returns a short detail when
+the target is ready and raises `NotReady(reason)` when it is not; a check waits
+on the token (initkit.cancel: the run's by default), so a signal or the deadline
+ends it, and its time is the token's clock. Probe modules
 import their libraries lazily, so `wait-for tcp:...` loads neither requests
 nor dnspython. Everything a user can get wrong in a target is judged here, at
 parse time, so a typo is exit 2 at once rather than retried until the timeout.
@@ -12,10 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from initkit.errors import BadInput
 from initkit.urls import check_http_url, shown, without_userinfo
+
+if TYPE_CHECKING:
+    from initkit.cancel import Token
 
 
 class NotReady(Exception):
@@ -25,7 +30,7 @@ class NotReady(Exception):
 class Probe(Protocol):
     label: str
 
-    def check(self) -> str: ...
+    def check(self, token: Token | None = None) -> str: ...
 
 
 SCHEMES = "dns:NAME[?type=TYPE&min=N], tcp:HOST:PORT, http://URL[#EXPECT], https://URL[#EXPECT] or file:PATH"
@@ -127,7 +132,7 @@ def parse(
     ca_file: str | None = None,
     deadline: float | None = None,
 ) -> Probe:
-    """A probe for TARGET; `deadline` (time.monotonic()) bounds each DNS check so it ends in time."""
+    """A probe for TARGET; `deadline` (on the run token's clock) bounds each DNS check so it ends in time."""
     kind, sep, rest = target.partition(":")
     if not sep or not rest:
         raise BadInput(f"malformed target {without_userinfo(target)!r}: expected {SCHEMES}")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -30,6 +29,8 @@ from initkit.probes import NotReady
 if TYPE_CHECKING:
     import dns.name
     import dns.resolver
+
+    from initkit.cancel import Token
 
 RESOLV_CONF = "/etc/resolv.conf"
 TYPES = ("A", "AAAA", "CNAME", "SRV", "TXT")
@@ -167,18 +168,26 @@ class DnsProbe:
         self.label = label
         self.name = name
         self.wanted = wanted
-        self.deadline = deadline
+        self.deadline = deadline  # on the token's clock
         self._resolver = resolver
+        self._token: Token = _no_token()
 
     @classmethod
     def parse(cls, label: str, rest: str, server: str | None, *, deadline: float | None = None) -> DnsProbe:
         text, wanted = parse_target(label, rest)
         return cls(label, parse_name(label, text), wanted, make_resolver(server), deadline)
 
-    def check(self) -> str:
-        expires = time.monotonic() + CHECK_LIFETIME
-        if self.deadline is not None:
-            expires = min(expires, self.deadline)
+    def check(self, token: Token | None = None) -> str:
+        """Ask the names in glibc's order, within CHECK_LIFETIME, `deadline` and the token's deadline
+        (all on the token's clock); Stopped between two queries once the token is cancelled."""
+        from initkit import cancel
+
+        token = token or cancel.current()
+        self._token, clock = token, token.clock
+        expires = clock.monotonic() + CHECK_LIFETIME
+        for limit in (self.deadline, token.deadline):
+            if limit is not None:
+                expires = min(expires, limit)
         outcomes: list[_Outcome] = []
         for group, stop_on_error in self._names_in_glibc_order():
             for qname in group:
@@ -186,7 +195,7 @@ class DnsProbe:
                 outcomes.append(outcome)
                 if outcome.kind == "found":
                     return self._judge(outcome)
-                if time.monotonic() >= expires:
+                if clock.monotonic() >= expires:
                     raise NotReady(_summary(outcomes, self.wanted))
                 if outcome.kind == "error" and stop_on_error:
                     break  # glibc ends the search list on anything but NXDOMAIN, NODATA and SERVFAIL
@@ -253,10 +262,12 @@ class DnsProbe:
         import dns.resolver
 
         resolver = self._resolver
+        token = self._token
         one_round = resolver.timeout * max(1, len(resolver.nameservers))
         timed_out = _Outcome("error", reason=f"DNS timeout: no answer from {self._servers()}")
         while True:
-            left = expires - time.monotonic() - DNSPYTHON_FIRST_BACKOFF
+            token.check()
+            left = expires - token.clock.monotonic() - DNSPYTHON_FIRST_BACKOFF
             if left <= 0:
                 return timed_out
             try:
@@ -287,6 +298,12 @@ class DnsProbe:
             noun = "addresses" if self.wanted.types == ADDRESS_TYPES else f"{self.wanted.noun} records"
             raise NotReady(f"{len(records)} of at least {self.wanted.minimum} {noun}: {shown}")
         return shown
+
+
+def _no_token() -> Token:
+    from initkit import cancel
+
+    return cancel.current()
 
 
 def _where(address: str, port: int) -> str:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from initkit.probes import NotReady
+
+if TYPE_CHECKING:
+    from initkit.cancel import Token
 
 
 class FileProbe:
@@ -12,7 +16,7 @@ class FileProbe:
         self.label = label
         self.path = path
 
-    def check(self) -> str:
+    def check(self, token: Token | None = None) -> str:
         if os.path.exists(self.path):
             return "exists"
         raise NotReady("no such file")

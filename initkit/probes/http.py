@@ -9,12 +9,14 @@ text. Only the first BODY_LIMIT bytes of a body are ever read.
 from __future__ import annotations
 
 import json
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from initkit import httpclient
 from initkit.probes import HttpExpect, NotReady
 from initkit.urls import printable
+
+if TYPE_CHECKING:
+    from initkit.cancel import Token
 
 REQUEST_TIMEOUT = 5.0  # one check, however the server drips its answer
 BODY_LIMIT = 64 * 1024
@@ -29,15 +31,23 @@ class HttpProbe:
         self.label = label or url
         self.url = url
         self.expect = expect or HttpExpect()
-        self._client = httpclient.Client(ca_file)  # one Session, one attempt a check: wait-for's loop retries
+        self._ca_file = ca_file
+        # One Session, one attempt a check (wait-for's loop retries); made now so a missing CA file is exit 2.
+        self._client = httpclient.Client(ca_file)
 
-    def check(self) -> str:
+    def check(self, token: Token | None = None) -> str:
+        """One GET within REQUEST_TIMEOUT and the token's deadline; its sockets are cut when the token is cancelled."""
+        from initkit import cancel
+
+        token = token or cancel.current()
+        if self._client.token is not token:
+            self._client = httpclient.Client(self._ca_file, token=token)
         expect = self.expect
         try:
             answer = self._client.send(
                 "GET",
                 self.url,
-                deadline=time.monotonic() + REQUEST_TIMEOUT,
+                deadline=token.clock.monotonic() + REQUEST_TIMEOUT,
                 per_attempt=REQUEST_TIMEOUT,
                 read_body=lambda status: expect.needs_body,
                 body_limit=BODY_LIMIT,

@@ -6,9 +6,13 @@ import errno
 import ipaddress
 import re
 import socket
+from typing import TYPE_CHECKING
 
 from initkit.errors import BadInput
 from initkit.probes import NotReady
+
+if TYPE_CHECKING:
+    from initkit.cancel import Token
 
 CONNECT_TIMEOUT = 2.0
 
@@ -37,9 +41,16 @@ class TcpProbe:
                 raise BadInput(f"malformed target {label!r}: {host!r} in brackets is not an IPv6 address") from None
         return cls(label, host, int(port_text))
 
-    def check(self) -> str:
+    def check(self, token: Token | None = None) -> str:
+        """One connect, within CONNECT_TIMEOUT and the token's deadline. It is not woken by a signal:
+        wait-for's main thread is, and it does not wait for a check to end."""
+        from initkit import cancel
+
+        token = token or cancel.current()
+        left = token.remaining()
+        timeout = CONNECT_TIMEOUT if left is None else max(0.05, min(CONNECT_TIMEOUT, left))
         try:
-            with socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT):
+            with socket.create_connection((self.host, self.port), timeout=timeout):
                 return "connected"
         except socket.gaierror as exc:
             raise NotReady(f"cannot resolve {self.host}: {exc.strerror}") from None

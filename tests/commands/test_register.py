@@ -13,7 +13,8 @@ from email.utils import formatdate
 
 import pytest
 
-from tests.conftest import initkit_command
+from initkit import cancel
+from tests.conftest import initkit_command, wait_until
 from tests.servers import Reply, ScriptedHttpServer, free_port
 
 POD = {"POD_NAME": "myapp-7d4b9", "POD_NAMESPACE": "shop", "POD_IP": "10.244.1.17", "POD_UID": "8d2c-11"}
@@ -80,41 +81,56 @@ def test_409_means_already_registered(run_cli, server):
     assert "already registered (HTTP 409)" in result.stderr
 
 
-def test_5xx_and_connection_errors_are_retried_then_succeed(run_cli, server):
+@pytest.fixture
+def clock():
+    """The runs' clock: pauses between attempts take no real time, and are recorded."""
+    with cancel.use_clock(cancel.FakeClock()) as fake:
+        yield fake
+
+
+def test_5xx_and_connection_errors_are_retried_then_succeed(run_cli, server, clock):
     server.script = [Reply(503), Reply(500), Reply(502)]
-    started = time.monotonic()
     result = run_cli("register", server.url(), env=POD)
     assert result.code == 0, result.stderr
     assert len(server.seen) == 4
-    # urllib3's Retry backoff (factor 0.5): 0, 1, 2 s, each plus up to 0.5 s of jitter.
-    assert 3.0 <= time.monotonic() - started < 5
+    # urllib3's Retry backoff (factor 0.5): 0 (no pause), then 1 and 2 s, each plus up to 0.5 s of jitter.
+    (one, two) = clock.sleeps
+    assert 1 <= one <= 1.5 and 2 <= two <= 2.5, clock.sleeps
     assert result.stderr.count("retrying in") == 3
     assert len({s.headers["Idempotency-Key"] for s in server.seen}) == 1
 
 
-def test_429_retry_after_seconds_is_honoured(run_cli, server):
+def test_429_retry_after_seconds_is_honoured(run_cli, server, clock):
     server.script = [Reply(429, "slow down", {"Retry-After": "2"})]
-    started = time.monotonic()
     result = run_cli("register", server.url(), env=POD)
     assert result.code == 0
-    assert 2.0 <= time.monotonic() - started < 4
+    assert clock.sleeps == [2.0]
     assert "HTTP 429; retrying in 2s" in result.stderr
 
 
-def test_retry_after_http_date_is_honoured(run_cli, server):
+def test_retry_after_http_date_is_honoured(run_cli, server, clock):
     server.script = [Reply(503, "", {"Retry-After": formatdate(time.time() + 3, usegmt=True)})]
-    started = time.monotonic()
     assert run_cli("register", server.url(), env=POD).code == 0
-    assert 1.5 <= time.monotonic() - started < 5
+    (pause,) = clock.sleeps
+    assert 1.5 <= pause <= 3  # the date has a resolution of a second
 
 
-def test_retry_after_beyond_the_timeout_gives_up_at_once(run_cli, server):
+def test_retry_after_beyond_the_timeout_gives_up_at_once(run_cli, server, clock):
     server.script = [Reply(503, "", {"Retry-After": "120"})]
-    started = time.monotonic()
     result = run_cli("register", server.url(), "--timeout", "10s", env=POD)
     assert result.code == 1
-    assert time.monotonic() - started < 2
+    assert clock.sleeps == []  # no pause at all
     assert "timeout would pass before the next attempt" in result.stderr
+
+
+def test_backoff_ends_at_the_timeout_without_another_attempt(run_cli, server, clock):
+    """--timeout 2s with backoff 0, 1, 2 s: the 2 s pause would pass the deadline, so no third retry."""
+    server.default = Reply(503)
+    result = run_cli("register", server.url(), "--timeout", "2s", env=POD)
+    assert result.code == 1
+    assert len(clock.sleeps) == 1 and 1 <= clock.sleeps[0] <= 1.5, clock.sleeps
+    assert len(server.seen) == 3
+    assert result.lines[-1].endswith("the 2s timeout would pass before the next attempt"), result.lines
 
 
 def test_gives_up_after_attempts(run_cli, server):
@@ -259,15 +275,6 @@ def _wait_staying(proc: subprocess.Popen[str], within: float = 10.0) -> list[str
     return lines
 
 
-def _wait_for(predicate, within: float = 10.0) -> None:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 def test_sidecar_registers_stays_up_and_deregisters_on_sigterm(server):
     proc = _start_sidecar(
         server.url("/nodes/{{ pod.name }}"),
@@ -280,8 +287,7 @@ def test_sidecar_registers_stays_up_and_deregisters_on_sigterm(server):
     )
     try:
         before = _wait_staying(proc)
-        time.sleep(0.3)
-        assert proc.poll() is None  # registered, and still running
+        assert proc.poll() is None  # registered, and still running: it deregisters on the signal below
         began = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=5)
@@ -353,7 +359,7 @@ def test_a_failed_deregistration_is_exit_1_within_the_deregister_timeout(server)
 def test_heartbeat_re_registers_until_stopped(server):
     proc = _start_sidecar(server.url("/n"), "--heartbeat", "200ms")
     try:
-        _wait_for(lambda: len(server.seen) >= 4)
+        wait_until(lambda: len(server.seen) >= 4)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=5)
     finally:
@@ -367,7 +373,7 @@ def test_a_failed_heartbeat_is_a_warning_not_the_end(server):
     server.script = [Reply(200), Reply(400, "bad"), Reply(200)]
     proc = _start_sidecar(server.url("/n"), "--heartbeat", "200ms", "--deregister-method", "DELETE")
     try:
-        _wait_for(lambda: len(server.seen) >= 4)
+        wait_until(lambda: len(server.seen) >= 4)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
     finally:
@@ -381,7 +387,7 @@ def test_sigterm_before_registration_succeeds_sends_no_deregistration(server):
     server.default = Reply(503)
     proc = _start_sidecar(server.url("/n"), "--deregister-method", "DELETE")
     try:
-        _wait_for(lambda: len(server.seen) >= 1)
+        wait_until(lambda: len(server.seen) >= 1)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 143
     finally:

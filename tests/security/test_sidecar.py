@@ -27,11 +27,13 @@ class StallingRegistry(_TcpServer):
 
     stall="forever": the heartbeat is read and never answered.
     stall="retry-after": it is answered 503 with `Retry-After: 2`, so the sidecar backs off.
+    stall="registration" / "deregistration": the first POST / the DELETE is never answered.
     Events mark when a heartbeat arrived and when the deregistration did."""
 
     def __init__(self, stall: str) -> None:
         self.stall = stall
         self.posts = 0
+        self.registering = threading.Event()
         self.heartbeat = threading.Event()
         self.deregistered = threading.Event()
         self.deregistered_at = 0.0
@@ -43,9 +45,17 @@ class StallingRegistry(_TcpServer):
             if head.startswith(b"DELETE "):
                 self.deregistered_at = time.monotonic()
                 self.deregistered.set()
+                if self.stall == "deregistration":
+                    while conn.recv(1024):
+                        pass
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 return
             self.posts += 1
+            if self.posts == 1 and self.stall == "registration":
+                self.registering.set()
+                while conn.recv(1024):
+                    pass
+                return
             if self.posts == 1:
                 conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 return
@@ -125,3 +135,40 @@ def test_sigterm_cuts_a_heartbeat_backing_off_after_a_retry_after():
     assert took < 1.0, (took, sidecar.lines)
     assert code == 0, sidecar.lines
     assert registry.posts == 2  # no heartbeat retried after the signal: it would register the pod again
+
+
+def test_sigterm_during_the_registration_is_143_and_sends_no_deregistration():
+    registry = StallingRegistry("registration")
+    sidecar = Sidecar(registry.url("/n"), "--timeout", "1m")
+    try:
+        assert registry.registering.wait(10), sidecar.lines
+        signalled = time.monotonic()
+        sidecar.proc.send_signal(signal.SIGTERM)
+        code = sidecar.proc.wait(timeout=5)
+        took = time.monotonic() - signalled
+    finally:
+        sidecar.stop()
+        registry.stop()
+    assert code == 143, sidecar.lines
+    assert took < 1.0, took
+    assert not registry.deregistered.is_set()  # it never registered: nothing to undo
+    assert sidecar.lines[-1].endswith("error: stopped by SIGTERM\n"), sidecar.lines
+
+
+def test_a_second_sigterm_stops_a_stalled_deregistration_at_once():
+    registry = StallingRegistry("deregistration")
+    sidecar = Sidecar(registry.url("/n"), "--deregister-timeout", "1m")
+    try:
+        sidecar.wait_line("staying up")
+        sidecar.proc.send_signal(signal.SIGTERM)
+        assert registry.deregistered.wait(5), sidecar.lines  # the DELETE is in flight, unanswered
+        signalled = time.monotonic()
+        sidecar.proc.send_signal(signal.SIGTERM)
+        code = sidecar.proc.wait(timeout=5)
+        took = time.monotonic() - signalled
+    finally:
+        sidecar.stop()
+        registry.stop()
+    assert code == 143, sidecar.lines
+    assert took < 1.0, took
+    assert sidecar.lines[-1].endswith("error: stopped by SIGTERM\n"), sidecar.lines
