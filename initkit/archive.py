@@ -81,6 +81,9 @@ class Limits:
     deadline: float | None = None  # time.monotonic()
 
     def check_time(self) -> None:
+        from initkit import cancel
+
+        cancel.current().check()  # SIGTERM: Stopped, between two chunks
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise TimedOut("the deadline passed during the extraction")
 

@@ -23,10 +23,9 @@ The API the commands use:
 Time comes from the token's `Clock`, so tests of backoff, intervals and
 deadlines can hand in a `FakeClock` (`use_clock`) instead of waiting.
 
-Code that has not adopted the token yet runs inside `interruptible()`: there,
-as before this module, the signal handler raises `Stopped` in the main thread
-wherever it is. `initkit.cli` enters it for the commands in LEGACY_COMMANDS;
-the region goes away once every command checks the token.
+Every command checks the token: git-clone waits for git on it (and kills git's
+process group when it is cancelled), fetch's download and extraction, the
+permissions walk, render's loops and its writes, sleep, wait-for and register.
 """
 
 from __future__ import annotations
@@ -45,9 +44,6 @@ from initkit.errors import Stopped
 
 T = TypeVar("T")
 
-# Commands whose code still relies on `Stopped` raised by the handler (see `interruptible`).
-# Empty it, and remove `interruptible`, once git-clone, fetch and permissions check the token.
-LEGACY_COMMANDS = frozenset({"git-clone", "fetch", "permissions"})
 TERMINATE_GRACE = 0.5  # a child process stopped with SIGTERM has this long before SIGKILL
 
 
@@ -353,26 +349,3 @@ def scope(token: Token) -> Iterator[Token]:
     finally:
         _scopes.remove(token)
         token.close()
-
-
-# ---- the compatibility path ----
-
-_interruptible = 0  # depth of `interruptible()` in the main thread
-
-
-@contextlib.contextmanager
-def interruptible() -> Iterator[None]:
-    """Inside, a signal raises Stopped in the main thread wherever it is, as before this module.
-
-    Only for code that does not check the token yet (LEGACY_COMMANDS); it goes away when
-    every command does. The token is cancelled too, so converted parts stop as well."""
-    global _interruptible
-    _interruptible += 1
-    try:
-        yield
-    finally:
-        _interruptible -= 1
-
-
-def in_interruptible() -> bool:
-    return _interruptible > 0

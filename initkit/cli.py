@@ -63,13 +63,8 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, log_format: str, quiet: bool, debug: bool) -> None:
     """Idempotent Kubernetes init-container jobs: wait for services, register the pod,
     clone a repository, render configuration."""
-    from initkit import cancel
-
     log.configure(log_format, log.DEBUG if debug else log.ERROR if quiet else log.INFO)
     log.set_command(ctx.invoked_subcommand)
-    if ctx.invoked_subcommand in cancel.LEGACY_COMMANDS:
-        # Not yet checking the token: a signal raises Stopped wherever the command is (cancel.interruptible).
-        ctx.with_resource(cancel.interruptible())
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -45,7 +45,7 @@ class ExecFailed(InitkitError):
 
 class Stopped(BaseException):
     """The run was stopped by signal `signum`: raised by `initkit.cancel.Token.check` (and its
-    waits) where a command checks the token, or by the handler inside `cancel.interruptible()`.
+    waits) where a command checks the token; never by a signal handler.
 
     A BaseException so that no `except Exception` in a library swallows it.
     """

@@ -8,10 +8,6 @@ the current token (`cancel.current()`), which wakes every waiter. Nothing is rai
 the code the signal happened to land in, so no library is left holding a lock;
 the commands raise `Stopped` themselves where they check the token, and
 `initkit.cli` turns it into the exit code 128+N.
-
-The one exception is `cancel.interruptible()`, the compatibility path for code
-that does not check the token yet: there the handler also raises `Stopped` in
-the main thread, as it always did.
 """
 
 from __future__ import annotations
@@ -24,7 +20,6 @@ from collections.abc import Iterator
 from types import FrameType
 
 from initkit import cancel
-from initkit.errors import Stopped
 
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -60,9 +55,7 @@ def _start_waker() -> int:
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
-    """The Python-level handler: nothing to do (the wakeup fd has the signal), but in legacy code."""
-    if cancel.in_interruptible():
-        raise Stopped(signum)
+    """The Python-level handler: nothing to do, the wakeup fd already has the signal."""
 
 
 @contextlib.contextmanager

@@ -1,5 +1,5 @@
 """initkit.signals and initkit.cancel: a signal cancels the run's token; it is never raised into the
-code it lands in (but inside `cancel.interruptible()`, the path of commands not yet converted)."""
+code it lands in."""
 
 from __future__ import annotations
 
@@ -57,16 +57,6 @@ def test_a_signal_wakes_every_waiter_on_the_token_in_any_thread():
         for thread in threads:
             thread.join(5)
     assert outcomes == ["stopped by SIGHUP"] * 3
-
-
-def test_inside_interruptible_the_signal_is_raised_where_the_main_thread_is():
-    """The compatibility path of commands that do not check the token yet (cancel.LEGACY_COMMANDS)."""
-    token = cancel.Token()
-    with signals.stop_on_signals(), cancel.scope(token):
-        with pytest.raises(Stopped), cancel.interruptible():
-            _signal_self()
-            threading.Event().wait(30)  # no check of the token here: only the handler ends this at once
-        wait_until(lambda: token.cancelled, 5, "the token to be cancelled as well")
 
 
 # ---- the token ----------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from typing import Any
 
 import click
 
-from initkit import log, mounts
+from initkit import cancel, log, mounts
 from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
 from initkit.modes import ModeError, ModeSpec, parse
 from initkit.params import option
@@ -237,7 +237,9 @@ class _Walker:
             self._mounts = self._mounts_below(fd, path)
             self._levels = [_Level(path, st.st_ino)]
             self._list(fd)
+            token = cancel.current()
             while True:
+                token.check()  # SIGTERM: stop between two directories (the caller's finally cleans up)
                 level = self._levels[-1]
                 if level.todo:
                     name, ino = level.todo.pop()
@@ -287,8 +289,12 @@ class _Walker:
         want_uid = self.owner.uid if self.owner is not None else None
         want_gid = self.owner.gid if self.owner is not None else None
         spec, file_modes, dev, roots = self.mode, self._file_modes, self._dev, self._mounts
+        token, seen = cancel.current(), 0
         with entries:
             while True:
+                seen += 1
+                if not seen % 1024:
+                    token.check()  # a directory of millions of entries still stops within a second
                 try:
                     entry = next(entries, None)
                 except OSError as exc:  # getdents failing half-way: an I/O error, a file system gone

@@ -281,8 +281,11 @@ def _write_all(outputs: list[_Output], mode: int | None) -> int:
     names: dict[tuple[str, tuple[str, ...]], set[str]] = {}
     for output in outputs:
         names.setdefault((output.root, output.parts[:-1]), set()).add(output.parts[-1])
-    written = 0
+    from initkit import cancel
+
+    written, token = 0, cancel.current()
     for output in outputs:
+        token.check()  # SIGTERM between two files: each file is whole, old or new (143)
         written += _write(output, mode, names.pop((output.root, output.parts[:-1]), None))
     return written
 

@@ -31,7 +31,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from initkit import fs, log, redact
+from initkit import cancel, fs, log, redact
 from initkit.errors import BadInput, JobFailed
 from initkit.fs import is_within, remove_tree
 from initkit.git import config
@@ -489,6 +489,6 @@ def _remove(path: str) -> None:
         except FileNotFoundError:
             return
         except OSError:
-            time.sleep(0.05)
+            cancel.current().wait(0.05)
     with contextlib.suppress(OSError):
         remove_tree(path)

@@ -28,6 +28,7 @@ import re
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -64,8 +65,6 @@ FORCED_CONFIG = (
     ("submodule.recurse", "false"),
     ("http.sslVerify", "true"),
 )
-
-_LONGEST_WAIT = 86400.0
 
 
 def git_environment(
@@ -214,15 +213,26 @@ class Git:
         return Outcome(proc.returncode, out.decode(errors="replace"), text)
 
     def _wait(self, proc: subprocess.Popen) -> tuple[bytes, bytes]:
-        """Read git's output until it exits, or raise the timeout. Each wait is at most a
-        day: a deadline of 10**20 s must not overflow the clock (communicate may resume)."""
-        while True:
-            left = None if self.deadline is None else self.deadline - time.monotonic()
+        """Read git's output until it exits, on the run's token: Stopped when a signal cancels
+        it, the job's timeout when the deadline passes (the caller then kills git's group)."""
+        from initkit import cancel
+
+        output: list[tuple[bytes, bytes]] = []
+        done = threading.Event()
+
+        def talk() -> None:
             try:
-                return proc.communicate(timeout=None if left is None else min(max(left, 0), _LONGEST_WAIT))
-            except subprocess.TimeoutExpired:
-                if self.deadline is not None and time.monotonic() >= self.deadline:
-                    raise self.expired() from None
+                output.append(proc.communicate())
+            except (OSError, ValueError):  # the pipes closed under it: git's group was stopped
+                pass
+            finally:
+                done.set()
+
+        threading.Thread(target=talk, name="git", daemon=True).start()
+        left = None if self.deadline is None else max(self.deadline - time.monotonic(), 0.0)
+        if not cancel.current().wait_event(done, left):
+            raise self.expired()
+        return output[0]
 
     def check(self, *args: str, what: str) -> Outcome:
         outcome = self.run(*args)
