@@ -143,6 +143,13 @@ clean_iptables() {
             for chain in $("$cmd" -t "$t" -S | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
                 "$cmd" -t "$t" -F "$chain" 2>/dev/null || true
             done
+            # the firewall plugin's chains, once no CNI user has a rule in them (it remakes them)
+            if "$cmd" -t "$t" -S CNI-FORWARD >/dev/null 2>&1 &&
+                [ "$("$cmd" -t "$t" -S CNI-FORWARD 2>/dev/null | grep -vc -e '^-N' -e 'CNI-ADMIN')" = 0 ] &&
+                [ "$("$cmd" -t "$t" -S CNI-ADMIN 2>/dev/null | grep -vc '^-N')" = 0 ]; then
+                "$cmd" -t "$t" -D FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD 2>/dev/null || true
+                { "$cmd" -t "$t" -F CNI-FORWARD && "$cmd" -t "$t" -X CNI-FORWARD && "$cmd" -t "$t" -X CNI-ADMIN; } 2>/dev/null || true
+            fi
             for chain in $("$cmd" -t "$t" -S | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
                 "$cmd" -t "$t" -X "$chain" 2>/dev/null || true
             done

@@ -228,7 +228,7 @@ import_image() { # docker image [more...]: imported unless containerd has that v
     for img in "$@"; do
         id=$(docker image inspect -f '{{.Id}}' "$img")
         mark="$state/images/$(echo "$img" | tr '/:' '__')"
-        if [ "$(cat "$mark" 2>/dev/null)" != "$id" ] || ! "${ctr[@]}" images ls -q | grep -qx "docker.io/library/$img\|$img"; then
+        if [ "$(cat "$mark" 2>/dev/null)" != "$id" ] || ! "${ctr[@]}" images ls -q 2>/dev/null | grep -qx "docker.io/library/$img\|$img"; then
             need+=("$img")
         fi
     done
