@@ -44,7 +44,9 @@ say() { echo "cluster: $*" >&2; }
 fail() { # piece reason
     local piece=$1 why=$2 log="$logs/$1.log" last=""
     if [ -f "$log" ]; then
-        last=$(grep -aiE 'error|fatal|fail|panic|refus|denied|invalid' "$log" | tail -n 1 | cut -c1-300)
+        # the last error line; of a JSON log line (etcd's), only its message and error
+        last=$(grep -aiE 'error|fatal|fail|panic|refus|denied|invalid' "$log" | tail -n 1 |
+            sed -E 's/^\{.*"msg":"([^"]*)".*"error":"([^"]*)".*/\1: \2/' | cut -c1-300)
     fi
     echo "cluster: $piece failed: $why${last:+: $last} (log: $log)" >&2
     exit 1
