@@ -50,8 +50,9 @@ build() { # piece version function args...
     shift 2
     mkdir -p "$out"
     if ! "$@" >"$cache/build-$piece.log" 2>&1; then
-        echo "cluster-build: $piece $version failed; see $cache/build-$piece.log" >&2
-        tail -n 20 "$cache/build-$piece.log" >&2
+        local why
+        why=$(grep -aiE 'error|cannot|fatal|undefined|not found' "$cache/build-$piece.log" | tail -n 1 | cut -c1-300)
+        echo "cluster: build of $piece $version failed: ${why:-see its log} (log: $cache/build-$piece.log)" >&2
         exit 1
     fi
     touch "$out/.done"

@@ -26,7 +26,7 @@ done
 for plugin in bridge host-local portmap firewall loopback; do
     [ -x "/usr/lib/cni/$plugin" ] || fail prerequisites "/usr/lib/cni/$plugin is missing (apt-get install containernetworking-plugins)"
 done
-bash "$repo/.ci/cluster/build.sh" >/dev/null || { say "build failed (build.sh said why, above)"; exit 1; }
+bash "$repo/.ci/cluster/build.sh" >/dev/null || exit 1  # it said which piece and why, in one line
 
 kubectl_admin=("$kbin/kubectl" --kubeconfig "$state/admin.kubeconfig")
 
