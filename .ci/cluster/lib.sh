@@ -197,6 +197,13 @@ down() {
     ip link del "$bridge" 2>/dev/null || true
     # the kubelet's pod cgroups (cgroupfs driver), empty now
     find /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods -depth -type d -exec rmdir {} + 2>/dev/null || true
+    # libcni's cached results for our pods (their network and loopback), which a killed pod keeps
+    local result id
+    for result in /var/lib/cni/results/initkit-cluster-*-eth0; do
+        [ -e "$result" ] || continue
+        id=${result#/var/lib/cni/results/initkit-cluster-}
+        rm -f "$result" "/var/lib/cni/results/cni-loopback-${id%-eth0}-lo"
+    done
     # the kubelet's links to our pod logs
     find /var/log/containers -maxdepth 1 -type l -lname "$state/*" -delete 2>/dev/null || true
     rm -rf "$run"
