@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test check docs setup images release lint bench bench-jobs bench-images clean
+.PHONY: demo test check docs setup images release lint bench bench-jobs bench-images clean cluster cluster-down
 
 # constraints.txt: the library versions the images ship (Debian trixie's), for the venv too.
 $(VENV)/.runtime: pyproject.toml constraints.txt
@@ -34,7 +34,7 @@ test: setup $(VENV)/.test $(VENV)/.release images
 
 # The edit-test loop: lint, then every test that needs no root, no container engine and no
 # release tools (unit tests, real servers on loopback, helm renders). Under 2 minutes.
-CHECK_MARKERS := not docker and not podman and not release and not root
+CHECK_MARKERS := not docker and not podman and not release and not root and not cluster
 check: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -83,6 +83,16 @@ bench-jobs: $(VENV)/.test
 
 bench-images:
 	python3 bench/bench_images.py
+
+# A real single-node Kubernetes on this machine (root; see README "Kubernetes, for real"): builds
+# it from pinned Go modules into /var/cache/initkit-cluster once, imports the images, returns once
+# the node is Ready. .cluster/kubeconfig and .cluster/bin/{kubectl,helm} are then yours to use.
+cluster:
+	bash .ci/cluster/up.sh
+
+# Stops all of it, in order, and removes its mounts, iptables chains and bridge.
+cluster-down:
+	bash .ci/cluster/down.sh
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* .pytest_cache .ruff_cache

@@ -156,6 +156,7 @@ MARKERS = {
     "release": "runs `make release` against a local registry (buildah, qemu)",
     "helm": "runs the helm binaries from .ci/setup-helm.sh",
     "root": "needs root: mounts, chown to other uids, unshare",
+    "cluster": "runs on the real single-node Kubernetes (make cluster): root, Docker, Go",
 }
 
 
