@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from initkit import fs, log, options
+from initkit import fs, log, options, urls
 from initkit.errors import EXIT_CODES_HELP, BadInput, JobFailed
 from initkit.params import Octal, option
 
@@ -141,7 +141,7 @@ def command(
     if strip_components and not extract:
         raise BadInput("--strip-components needs --extract")
     check_http_url(url)  # the standard library's check: a re-run with nothing to fetch loads no requests
-    shown = shown_url(url)
+    shown = urls.shown(url)  # no user:password@, no ?X-Amz-Signature= value
     request_headers = headers_module.parse(headers, token_file)
     dest = os.path.abspath(dest)
     parent, name = os.path.split(dest)
@@ -216,14 +216,6 @@ class Target:
 
     def marker(self) -> dict[str, object]:
         return {"sha256": self.sha256, "strip_components": self.strip_components}
-
-
-def shown_url(url: str) -> str:
-    """URL as logs show it: no user:password@, and query values that look like credentials
-    (a presigned URL's X-Amz-Signature, ?token=) masked, by redact's one rule."""
-    from initkit.urls import shown
-
-    return shown(url)
 
 
 def _check_dest(target: Target, extract: bool) -> None:
