@@ -35,10 +35,13 @@ test: setup $(VENV)/.test $(VENV)/.release images
 # The edit-test loop: lint, then every test that needs no root, no container engine and no
 # release tools (unit tests, real servers on loopback, helm renders). Under 2 minutes.
 CHECK_MARKERS := not docker and not podman and not release and not root and not cluster
+# Workers (pytest-xdist): most of these tests wait on real servers and deadlines, so more
+# workers than cores still shortens the run.
+CHECK_JOBS ?= 6
 check: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q -p no:cacheprovider -m "$(CHECK_MARKERS)"
+	$(PY) -m pytest -q -p no:cacheprovider -n $(CHECK_JOBS) -m "$(CHECK_MARKERS)"
 
 # Regenerate what is generated from the code: the README's CLI reference (cog; checked by
 # tests/test_docs.py), the library chart's schema and its README's parameter tables
