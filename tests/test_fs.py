@@ -322,20 +322,20 @@ def test_nothing_there_is_file_not_found(tmp_path):
 
 
 def test_git_clone_removes_a_deep_tree_planted_at_its_temp_git_dir(deep):
-    """DEST/.git.initkit-tmp, 1,500 levels deep: git-clone removes it and clones (64 descriptors)."""
+    """A temp git dir (fs's scheme) 1,500 levels deep: git-clone removes it and clones (64 descriptors)."""
     tmp_path = deep
     served = gitservers.served_repo(tmp_path, {"README": "hello\n"})
     daemon = gitservers.GitDaemon(served).start()
     try:
         dest = tmp_path / "dest"
         dest.mkdir()
-        plant_deep_tree(dest, ".git.initkit-tmp")
+        plant_deep_tree(dest, ".git.0badcafe.initkit-tmp.d")
         code = "from initkit.cli import main\nmain()\n"
         out = run_limited(code, "git-clone", daemon.url("site.git"), str(dest))
     finally:
         daemon.stop()
     assert out.returncode == 0, out.stderr
-    assert (dest / "README").read_text() == "hello\n" and not (dest / ".git.initkit-tmp").exists()
+    assert (dest / "README").read_text() == "hello\n" and not (dest / ".git.0badcafe.initkit-tmp.d").exists()
     # shutil.rmtree gave up (no descriptor left) and `git init` reused the half-removed directory:
     # the planted tree ended up inside DEST/.git
     assert sorted(p.name for p in (dest / ".git").iterdir() if p.name.startswith("0001") or p.name == "f") == []

@@ -3,7 +3,7 @@
 How DEST is read, so that a re-run after any interruption does the right thing:
 
 - EMPTY: missing, empty, or holding only `lost+found` (a volume's mount point): clone.
-  The clone is fetched into DEST/.git.initkit-tmp, which is renamed to DEST/.git
+  The clone is fetched into DEST/.git.HEX.initkit-tmp.d (fs's one temp scheme), which is renamed to DEST/.git
   only once the commit is there; DEST itself is never renamed nor removed.
 - CLONING: DEST/.git with `initkit.cloning` set in its config: a clone that was stopped
   between that rename and the end of the checkout; finish it (forced checkout,
@@ -38,7 +38,7 @@ from initkit.git import config
 from initkit.git.remote import Remote, same_repository
 from initkit.git.runner import Git, Outcome, failure, reason
 
-TMP_GIT_DIR = ".git.initkit-tmp"
+TMP_GIT = ("git", "d")  # fs.temp_name(*TMP_GIT): where a new clone is fetched before it becomes .git
 CLONING_KEY = "initkit.cloning"
 DEPTH_KEY = "initkit.depth"
 FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
@@ -49,13 +49,13 @@ class State(enum.Enum):
 
     EMPTY --clone--> CLONING --finish--> CHECKED_OUT --update--> CHECKED_OUT
 
-    `clone` fetches into DEST/TMP_GIT_DIR and renames it to DEST/.git only once the commit
+    `clone` fetches into a temp directory beside .git (fs.temp_name) and renames it to DEST/.git only once the commit
     is there, so a run killed before the rename leaves EMPTY (the temp dir is removed and
     the clone starts over); `finish` checks out and then unsets CLONING_KEY, so a run
     killed before that leaves CLONING, which the next run finishes.
     """
 
-    EMPTY = "empty"  # missing, empty, or only lost+found (and a leftover TMP_GIT_DIR)
+    EMPTY = "empty"  # missing, empty, or only lost+found (and temps a killed clone left)
     CLONING = "cloning"  # DEST/.git with initkit.cloning set: fetched, the checkout unfinished
     CHECKED_OUT = "checked out"  # a complete checkout of REPO, maybe at another commit
 
@@ -129,7 +129,7 @@ class Checkout:
             return State.EMPTY
         except OSError as exc:
             raise JobFailed(f"cannot read {dest}: {exc.strerror}") from None
-        entries.discard(TMP_GIT_DIR)
+        entries = {name for name in entries if fs.temp_of(name, {TMP_GIT[0]}) is None}
         if os.path.isdir(os.path.join(dest, "lost+found")):
             entries.discard("lost+found")
         if ".git" not in entries:
@@ -161,16 +161,15 @@ class Checkout:
     # --- a new clone ------------------------------------------------------------------
 
     def clone(self) -> State:
-        """EMPTY -> CLONING: fetch into DEST/TMP_GIT_DIR, then rename it to DEST/.git."""
+        """EMPTY -> CLONING: fetch into a temp directory in DEST, then rename it to DEST/.git."""
         created = not os.path.isdir(self.dest)
         try:
             os.makedirs(self.dest, exist_ok=True)
         except OSError as exc:
             raise JobFailed(f"cannot create {self.dest}: {exc.strerror}") from None
-        tmp = os.path.join(self.dest, TMP_GIT_DIR)
-        if os.path.lexists(tmp):
-            log.info(f"removing {tmp} left by an interrupted clone")
-            _remove(tmp)
+        for left in fs.sweep(self.dest, {TMP_GIT[0]}):  # kill -9 runs no clean-up: the next run does
+            log.info(f"removed {os.path.join(self.dest, left)} left by an interrupted clone")
+        tmp = os.path.join(self.dest, fs.temp_name(*TMP_GIT))
         log.info(f"cloning {self.remote.url} ({self.describe()}) into {self.dest}")
         try:
             git = ["--git-dir", tmp]
