@@ -181,9 +181,9 @@ class DockerPod:
         return docker("run", "--rm", *self.container_args(read_only=False), image, *command, check=False)
 
     def snapshot(self) -> str:
-        """Every path in the volume with type, mode, size, mtime (ns) and content hash."""
+        """Every path in the volume with type, mode, size, inode, mtime (ns) and content hash."""
         script = (
-            f"cd {self.mount} && find . -printf '%y %m %s %T@ %p\\n' | sort -k5 && "
+            f"cd {self.mount} && find . -printf '%y %m %s %i %T@ %p\\n' | sort -k6 && "
             "find . -type f -print0 | sort -z | xargs -0 -r sha256sum"
         )
         return docker(

@@ -10,6 +10,7 @@ same files, same mtimes, same Idempotency-Key.
 from __future__ import annotations
 
 import json
+import re
 import socketserver
 import subprocess
 import threading
@@ -20,6 +21,8 @@ from typing import ClassVar
 
 import pytest
 
+from tests.conftest import wait_until
+from tests.gitservers import wait_for_port
 from tests.images.harness import BASE_IMAGE, DockerNet, DockerPod, free_port
 
 
@@ -76,10 +79,22 @@ def git_daemon(net: DockerNet, tmp_path: Path):
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     net.dns.add("gitserver", net.gateway)
-    time.sleep(0.3)
+    wait_for_port(port, proc, host=net.gateway)
     yield f"git://gitserver:{port}/app.git"
     proc.terminate()
     proc.wait(5)
+
+
+def asked(net: DockerNet, name: str) -> int:
+    """How many times the pod's DNS server was asked for NAME (any of its search-list forms)."""
+    form = re.compile(rf"query\[\w+\] {re.escape(name)}[. ]")  # dnsmasq: "query[A] NAME[.search] from IP"
+    return sum(bool(form.search(line)) for line in net.dns.queries())
+
+
+def asked_until(net: DockerNet, waiter: subprocess.Popen, name: str, times: int) -> None:
+    """Until NAME was asked TIMES times, the waiter still running all along (not ready without it)."""
+    wait_until(lambda: asked(net, name) >= times or waiter.poll() is not None, 30, f"{times} queries for {name}")
+    assert waiter.poll() is None, f"wait-for ended before {name} existed: {waiter.communicate()}"
 
 
 def test_seed_pod_on_docker(net: DockerNet, http_server, git_daemon, tmp_path: Path):
@@ -97,11 +112,10 @@ def test_seed_pod_on_docker(net: DockerNet, http_server, git_daemon, tmp_path: P
         t0 = time.monotonic()
         waiter = pod.start_init("wait-for", "dns:myservice", "dns:mydb", "--timeout", "60s", "--interval", "200ms")
         if first_run:
-            time.sleep(2)
-            assert waiter.poll() is None, waiter.communicate()
+            # It really waits: several checks of each name come and go unanswered first.
+            asked_until(net, waiter, "myservice", 3)
             net.run("--network-alias", "myservice", BASE_IMAGE, "sleep", "infinity")
-            time.sleep(0.5)
-            assert waiter.poll() is None, "wait-for finished before mydb existed"
+            asked_until(net, waiter, "mydb", asked(net, "mydb") + 2)
             net.run("--network-alias", "mydb", BASE_IMAGE, "sleep", "infinity")
         _out, err = waiter.communicate(timeout=60)
         assert waiter.returncode == 0, err
@@ -122,7 +136,6 @@ def test_seed_pod_on_docker(net: DockerNet, http_server, git_daemon, tmp_path: P
         return took
 
     first = init_containers(first_run=True)
-    assert first["wait-for"] > 2.4  # it really waited for the late services
 
     app = pod.run_app("bash", "-c", "cat /work/app.conf && cat /work/app/README && hostname")
     assert app.returncode == 0, app.stderr
@@ -134,8 +147,7 @@ def test_seed_pod_on_docker(net: DockerNet, http_server, git_daemon, tmp_path: P
     key = {k.lower(): v for k, v in requests[0]["headers"].items()}.get("idempotency-key")
     assert key
 
-    before = pod.snapshot()
-    time.sleep(1.1)  # so that a rewrite would show in the mtimes
+    before = pod.snapshot()  # inodes and mtimes in ns: any rewrite shows, however soon
     second = init_containers(first_run=False)
     after = pod.snapshot()
     assert after == before, "a restart changed the volume"
