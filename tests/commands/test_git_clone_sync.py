@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests import gitservers
 from tests.commands.test_git_clone import complete, head, processes_naming, tree
-from tests.conftest import initkit_command
+from tests.conftest import initkit_command, wait_until
 from tests.gitservers import PASSWORD, USERNAME, AskpassServer, GitHTTPServer, GitHTTPSServer, add_repo, git
 from tests.security.hostile_git import RecordingProxy
 
@@ -130,7 +130,7 @@ def test_sigterm_during_the_first_checkout_leaves_it_marked_and_the_next_run_fin
         while not (dest / ".git/modules/big").is_dir() and time.monotonic() < deadline:
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.02)
-        time.sleep(0.3)
+        wait_until(lambda: (dest / "top.txt").exists() or proc.poll() is not None, 20, "the checkout to begin")
         assert (dest / ".git").is_dir() and (dest / "top.txt").exists()  # past the rename, in the checkout
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -279,8 +279,8 @@ def test_git_config_reaches_git_and_not_the_checkout(run_cli, git_http, git_repo
             env={"NO_PROXY": ""},
         )
         assert result.code == 1, result.stderr
-        time.sleep(0.2)
-        assert proxy.received and proxy.received[0].startswith(b"GET http://127.0.0.1")
+        wait_until(lambda: proxy.received, 5, "the proxy to record git's request")
+        assert proxy.received[0].startswith(b"GET http://127.0.0.1")
         assert PASSWORD not in result.stderr
     finally:
         proxy.stop()
