@@ -64,10 +64,11 @@ PYLIBS = [
     "python3-certifi",
     "python3-charset-normalizer",
     "python3-dnspython",
-    "python3-re2",  # wait-for's regex=: its .so brings libre2 and the Abseil libraries it links (ldd)
 ]
 # GitPython and what it imports: only git-clone uses them, so only the full image has them.
-GITLIBS = ["python3-git", "python3-gitdb", "python3-smmap"]
+# RE2 too (wait-for's regex=): its .so brings libre2, Abseil and libstdc++ (ldd), about 1.7 MB
+# compressed, which would take the slim image past its 15 MB budget.
+GITLIBS = ["python3-git", "python3-gitdb", "python3-smmap", "python3-re2"]
 
 # Stdlib that is always kept although no import statement names it:
 # codecs are looked up by name at run time (the CJK ones need C modules

@@ -99,7 +99,10 @@ def _compile_regex(value: str, bad: Callable[[str], BadInput]) -> Any:
     try:
         import re2
     except ImportError:
-        raise BadInput("regex= needs RE2's Python bindings (pip: google-re2; Debian: python3-re2)") from None
+        raise BadInput(
+            "regex= needs RE2 (linear-time matching), which initkit-slim leaves out: use the initkit image "
+            "(elsewhere: pip install google-re2, or Debian's python3-re2)"
+        ) from None
     options = re2.Options()
     options.log_errors = False  # RE2 would log the parse error on stderr besides raising it
     try:
