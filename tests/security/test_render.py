@@ -81,12 +81,16 @@ def run_measured(tmp_path, *args, timeout=60):
     """Run initkit as a child; return (exit code, stderr lines, seconds, peak RSS in MiB).
 
     GNU time measures the peak: the rusage of a child forked from pytest itself would
-    count pytest's own memory (Linux keeps the high-water mark across fork and exec)."""
+    count pytest's own memory (Linux keeps the high-water mark across fork and exec). The
+    child runs without coverage's subprocess hook: its tracer's time and memory (a render
+    checks the run's token on every loop item, which coverage traces) are not initkit's."""
     requirement.path("/usr/bin/time", "apt-get install time (GNU time measures peak memory)")
     rss_path = tmp_path / "rss.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVERAGE_", "COV_CORE_"))}
     started = time.monotonic()
     proc = subprocess.run(
         ["/usr/bin/time", "-f", "%M", "-o", str(rss_path), *initkit_command(*args)],
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
