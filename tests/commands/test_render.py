@@ -812,7 +812,12 @@ def test_a_render_killed_mid_write_leaves_nothing_after_the_next_run(tmp_path, t
     proc = subprocess.Popen(command, pass_fds=[gate], stderr=subprocess.PIPE, text=True)
     os.close(gate)
     try:
-        left = wait_until(lambda: temps_in(where), 30, "the temp file")
+        # the stall is in fsync: the temp file is then whole (it appears while still being written)
+        def stalled() -> list[str]:
+            found = temps_in(where)
+            return found if found and os.path.getsize(where / found[0]) == 1000001 else []
+
+        left = wait_until(stalled, 30, "the temp file, whole and not renamed")
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=10) == -signal.SIGKILL
     finally:

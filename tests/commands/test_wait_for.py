@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from initkit import cancel
-from tests.conftest import initkit_command, wait_until
+from tests.conftest import initkit_command, missing, wait_until
 from tests.servers import DnsServer, Reply, ScriptedHttpServer, free_port
 
 
@@ -309,7 +309,11 @@ def test_tcp_port_that_starts_listening_later(run_cli):
 
 def test_tcp_ipv6_literal(run_cli):
     listener = socket.socket(socket.AF_INET6)
-    listener.bind(("::1", 0))
+    try:
+        listener.bind(("::1", 0))
+    except OSError as exc:  # a container started without IPv6 has no ::1
+        listener.close()
+        missing(f"no IPv6 loopback ({exc.strerror})", "run where ::1 exists")
     listener.listen()
     port = listener.getsockname()[1]
     try:
