@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from initkit import redact
 from initkit.errors import BadInput
 from initkit.fs import is_within
-from initkit.git.remote import SCP_LIKE
+from initkit.git.remote import SCP_LIKE, check_readable
 
 if TYPE_CHECKING:
     from initkit.git.runner import Git
@@ -189,11 +189,7 @@ def user_config(text: str | None, added: list[str], ca_file: str | None, group_w
         check_user_config(key, value, flag) for flag, item in given for key, value in parse_git_configs(item, flag)
     ]
     if ca_file:
-        try:
-            with open(ca_file, "rb"):
-                pass
-        except OSError as exc:
-            raise BadInput(f"cannot read CA file {ca_file}: {exc.strerror}") from None
+        check_readable(ca_file, "CA file")
         config.append(("http.sslCAInfo", os.path.abspath(ca_file)))
     if group_write:
         config.append(("core.sharedRepository", "group"))

@@ -312,11 +312,7 @@ def ssh_access(remote: Remote, key_files: list[str], known_hosts_file: str | Non
     files = [(key, "ssh key file") for key in key_files] + [(known_hosts_file, "known hosts file")]
     for path, what in files:
         if path:
-            try:
-                with open(path, "rb"):
-                    pass
-            except OSError as exc:
-                raise BadInput(f"cannot read {what} {path}: {exc.strerror}") from None
+            check_readable(path, what)
     if key_files and not known_hosts_file:
         raise BadInput("--ssh-key-file needs --known-hosts-file (host keys are always checked)")
     return ssh_options(key_files, known_hosts_file)
@@ -359,3 +355,12 @@ def ssh_wrapper() -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise BadInput("initkit-ssh is not installed beside initkit; reinstall initkit")
+
+
+def check_readable(path: str, what: str) -> None:
+    """Exit 2 now, naming WHAT, when the operator's file cannot be opened: git would fail later, vaguer."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise BadInput(f"cannot read {what} {path}: {exc.strerror}") from None

@@ -27,6 +27,7 @@ import pytest
 from initkit import archive, fs
 from tests.artifact_server import ArtifactServer
 from tests.security.hostile_http import FloodServer, _TcpServer
+from tests.test_fs import plant_deep_tree
 
 
 @pytest.fixture
@@ -481,26 +482,11 @@ def test_a_volume_that_fills_during_the_extraction_is_named(run_cli, server, sma
     assert list(small_volume.iterdir()) == []
 
 
-def _plant_deep_tree(parent: Path, name: str, depth: int = 1500) -> None:
-    """A tree `depth` directories deep of 200-character names, made one level at a time (far past PATH_MAX)."""
-    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for level in range(depth):
-            part = name if level == 0 else f"{level:04d}" + "d" * 196
-            os.mkdir(part, dir_fd=fd)
-            sub = os.open(part, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = sub
-        os.close(os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
-    finally:
-        os.close(fd)
-
-
 def test_a_deep_tree_planted_at_the_temp_name_is_removed_with_few_descriptors(server, tmp_path):
     """1,500 levels at `.dest.….initkit-tmp.d`: shutil.rmtree ended every run in RecursionError."""
     url = server.add("/tool", b"tool")
     planted = tmp_path / ".dest.0badcafe.initkit-tmp.d"
-    _plant_deep_tree(tmp_path, planted.name)
+    plant_deep_tree(tmp_path, planted.name)
     limit = "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
     code = f"{limit}from initkit.cli import main\nmain()\n"
     try:
