@@ -149,3 +149,16 @@ def test_python_warnings_are_json_lines_too(run_cli, monkeypatch):
         result = run_cli("--log-format", "json", "sleep", "0")
     (record,) = [json.loads(line) for line in result.lines]
     assert record["level"] == "warning" and record["msg"] == "DeprecationWarning: old API"
+
+
+@pytest.mark.parametrize("args", [["--version"], ["sleep", "0"]])
+def test_start_up_loads_no_process_or_json_machinery(args):
+    """bench/bench_cli.py's start-up target (<= 1.25x `import click`) rests on this: the run's
+    token and the text logs load neither subprocess (selectors) nor json."""
+    code = (
+        "import sys\nfrom initkit.cli import run\nrun(sys.argv[1:])\n"
+        "print('loaded:', *sorted(m for m in sys.modules if m in ('subprocess', 'selectors', 'json')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "loaded:", proc.stdout
