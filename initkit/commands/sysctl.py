@@ -50,7 +50,7 @@ class SettingType(Line):
 )
 @option("--root", default=kernel.ROOT, hidden=True, help="For tests only: another /proc/sys.")
 def command(settings: tuple[tuple[kernel.Key, kernel.Value], ...], only_raise: bool, root: str) -> None:
-    """Set kernel parameters (sysctls) to numeric values, writing only those that differ.
+    """Set kernel parameters (sysctls) to numbers, writing only those that need it.
 
     KEY is dotted (vm.max_map_count) or slashed (vm/max_map_count); VALUE is one
     number or several separated by spaces ("1024 65000"). Text values are

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from initkit import sysctl
-from tests.conftest import initkit_command, requirement
+from tests.conftest import ROOT, initkit_command, requirement
 
 NOT_NAMESPACED = "not namespaced: needs a privileged container"
 NET = "namespaced (net): the pod's securityContext.sysctls can set it without privilege"
@@ -225,15 +227,6 @@ def test_namespace_follows_kubernetes(name, namespace):
     assert sysctl.namespace(name) == namespace
 
 
-# ---- the README's examples ----------------------------------------------------------------------
-
-
-def test_readme_elasticsearch_example(run, proc_sys):
-    # initkit sysctl vm.max_map_count=262144
-    assert run("vm.max_map_count=262144").code == 0
-    assert value(proc_sys, "vm.max_map_count") == "262144\n"
-
-
 # ---- the real kernel ----------------------------------------------------------------------------
 
 
@@ -345,3 +338,49 @@ def test_a_value_the_kernel_refuses_is_exit_1():
         'initkit sysctl: error: the kernel refused net.ipv4.ip_local_port_range="60000 1000" (EINVAL): '
         "the value is outside what net.ipv4.ip_local_port_range takes"
     ]
+
+
+# ---- the README's section, run --------------------------------------------------------------------
+
+
+def _readme_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("\n### sysctl\n")
+    return text[start : text.index("\n### ", start + 1)]
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", _readme_section(), re.DOTALL)
+
+
+def test_readme_commands_run(run_cli, proc_sys):
+    (commands,) = _blocks("sh")
+    for line in commands.splitlines():
+        argv = shlex.split(line)
+        assert argv[:2] == ["initkit", "sysctl"]
+        result = run_cli(*argv[1:], env={"INITKIT_SYSCTL_ROOT": str(proc_sys)})
+        assert result.code == 0, (line, result.stderr)
+    assert value(proc_sys, "net.ipv4.ip_local_port_range") == "1024 65000\n"
+    assert value(proc_sys, "fs.file-max") == "1048576\n"  # --exact lowered it
+
+
+def test_readme_log_lines_are_what_initkit_prints(run, proc_sys):
+    (shown,) = re.findall(r"```\n(initkit sysctl: .*?)```", _readme_section(), re.DOTALL)
+    raised, kept, net = shown.splitlines()
+    assert key_lines(run("vm.max_map_count=262144")) == [raised]
+    plant(proc_sys, "vm.max_map_count", "1048576\n")
+    assert key_lines(run("vm.max_map_count=262144")) == [kept]
+    assert key_lines(run("net.core.somaxconn=8192")) == [net]
+
+
+def test_readme_pod_examples_follow_the_namespace_rule(run, proc_sys):
+    pod_level, init_container = (yaml.safe_load(block) for block in _blocks("yaml"))
+    for item in pod_level["spec"]["securityContext"]["sysctls"]:
+        assert sysctl.namespace(item["name"]) is not None, item  # the pod may set it: no privilege
+        assert run("--exact", f"{item['name']}={item['value']}").code == 0
+    (container,) = init_container["initContainers"]
+    assert container["securityContext"]["privileged"] is True
+    assert container["args"][0] == "sysctl"
+    for setting in container["args"][1:]:
+        assert sysctl.namespace(setting.split("=")[0]) is None  # privileged only for a node-wide key
+    assert run(*container["args"][1:]).code == 0
