@@ -38,7 +38,8 @@ _MIN_INT, _MAX_INT = -(2**63), 2**64 - 1  # long and unsigned long: kernel.shmma
 _MAX_READ = 4096  # a sysctl's text is a page at most
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # O_NONBLOCK: a FIFO must not hang
-_WRITE_FLAGS = os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+# No O_TRUNC: it would truncate before fstat could tell a hard link to a file elsewhere (`write` truncates after).
+_WRITE_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 # Namespaced as Kubernetes counts them (k8s.io/component-helpers/node/util/sysctl, NamespacedBy, and
 # "Using sysctls in a Kubernetes Cluster"): what a pod's securityContext.sysctls may set.
@@ -285,6 +286,8 @@ def write(root: str, key: Key, value: Value) -> None:
     except OSError as exc:
         raise Refused(_refusal(key, value, exc)) from None
     try:
+        if os.fstat(fd).st_size:  # a file of the test root; /proc/sys files have no size
+            os.ftruncate(fd, 0)
         written = os.write(fd, data)
     except OSError as exc:
         raise Refused(_refusal(key, value, exc)) from None

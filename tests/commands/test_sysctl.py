@@ -298,6 +298,24 @@ def test_namespaced_keys_are_written_inside_a_fresh_network_namespace_only():
 
 
 @pytest.mark.root
+def test_ipc_keys_are_written_inside_a_fresh_ipc_namespace_only():
+    msgmax, sem = _host("kernel.msgmax"), _host("kernel.sem")
+    fields = [int(field) for field in sem.split()]
+    wanted_sem = [1, 1, 1, fields[3] + 100]  # only the last is higher: raised field by field
+    script = " && ".join(
+        [
+            _initkit("sysctl", f"kernel.msgmax={int(msgmax) + 1}", "kernel.sem=" + " ".join(map(str, wanted_sem))),
+            "cat /proc/sys/kernel/msgmax /proc/sys/kernel/sem",
+        ]
+    )
+    done = _in_namespaces(script, "--ipc")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(int(msgmax) + 1), *map(str, fields[:3]), str(fields[3] + 100)]
+    assert "kernel.sem: " in done.stderr and "namespaced (ipc)" in done.stderr
+    assert (_host("kernel.msgmax"), _host("kernel.sem")) == (msgmax, sem)
+
+
+@pytest.mark.root
 @pytest.mark.parametrize(
     ("setting", "remedy"),
     [

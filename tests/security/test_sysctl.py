@@ -211,3 +211,20 @@ def test_control_characters_in_a_file_are_shown_escaped(run, layout):
 def test_namespace_of_a_hostile_key_is_bad_input(key):
     with pytest.raises(sysctl.SysctlError):
         sysctl.namespace(key)
+
+
+@pytest.mark.parametrize("plant", ["hard link", "symlink", "fifo"])
+def test_a_file_swapped_in_after_the_read_is_not_written_through(layout, plant):
+    # What a swap between the read and the write would leave at the key: write() checks again.
+    root, outside = layout
+    key = root / "vm" / "max_map_count"
+    key.unlink()
+    if plant == "hard link":
+        os.link(outside / "max_map_count", key)
+    elif plant == "symlink":
+        key.symlink_to(outside / "max_map_count")
+    else:
+        os.mkfifo(key)
+    with pytest.raises((sysctl.SysctlError, sysctl.Refused)):
+        sysctl.write(str(root), sysctl.parse_key("vm.max_map_count"), (262144,))
+    assert (outside / "max_map_count").read_text() == OUTSIDE
