@@ -121,6 +121,7 @@ HEAVY = ("requests", "jinja2", "dns", "git", "yaml", "urllib3")
         (["wait-for", "tcp:127.0.0.1:9", "--timeout", "1ms"], ()),
         (["wait-for", "file:/", "--timeout", "1ms"], ()),
         (["wait-for", "dns:a.test", "--dns-server", "127.0.0.1:9", "--timeout", "1ms"], ("dns",)),
+        (["sysctl", "--root", "/nonexistent", "vm.max_map_count=1"], ()),  # exit 1 before any read
     ],
 )
 def test_subcommands_import_only_what_they_use(args, allowed):
