@@ -272,3 +272,27 @@ def test_env_twins(run_cli, tmp_path):
     result = run_cli("render", env={"INITKIT_RENDER_MERGE": base, "INITKIT_RENDER_TO": str(out)})
     assert result.code == 0, result.stderr
     assert out.read_text() == "a: 1\n"
+
+
+def test_readme_airflow_example_with_a_secret_from_a_file(run_cli, tmp_path):
+    # README: initkit render --edit /cm/airflow.cfg --to /work/airflow.cfg --set core.executor=KubernetesExecutor
+    #           --set-file database.sql_alchemy_conn=/secrets/db-uri
+    source = write(tmp_path / "cm" / "airflow.cfg", AIRFLOW_CFG)
+    uri = write(tmp_path / "secrets" / "db-uri", "postgresql://airflow:pa55@db/airflow\n")
+    out = tmp_path / "work" / "airflow.cfg"
+    result = run_cli(
+        "render",
+        "--edit",
+        source,
+        "--to",
+        str(out),
+        "--set",
+        "core.executor=KubernetesExecutor",
+        "--set-file",
+        f"database.sql_alchemy_conn={uri}",
+    )
+    assert result.code == 0, result.stderr
+    assert out.read_text() == AIRFLOW_CFG.replace("SequentialExecutor", "KubernetesExecutor") + (
+        "\n\n[database]\nsql_alchemy_conn = postgresql://airflow:pa55@db/airflow\n"
+    )
+    assert "pa55" not in result.stderr
