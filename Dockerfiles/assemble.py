@@ -64,6 +64,11 @@ PYLIBS = [
     "python3-certifi",
     "python3-charset-normalizer",
     "python3-dnspython",
+    # render --merge / --edit, pure Python (about 150 kB together). Not python3-ruamel.yaml.clib, which
+    # python3-ruamel.yaml depends on: initkit only uses the round-trip mode, which never loads it.
+    "python3-ruamel.yaml",
+    "python3-iniparse",
+    "python3-javaproperties",
 ]
 # GitPython and what it imports: only git-clone uses them, so only the full image has them.
 # RE2 too (wait-for's regex=): its .so brings libre2, Abseil and libstdc++ (ldd), about 1.7 MB

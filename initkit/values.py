@@ -168,7 +168,7 @@ def parse_scalar(text: str) -> Any:
     return text
 
 
-def _split_key(key: str) -> list[str]:
+def split_key(key: str) -> list[str]:
     """`a.b.c` -> [a, b, c]; `a\\.b.c` -> [a.b, c] for keys that contain dots."""
     parts, current, escaped = [], [], False
     for char in key:
@@ -199,7 +199,7 @@ def parse_set(item: str, position: int = 1) -> tuple[list[str], Any]:
         # show it only if it looks like a key: it might be a mistyped secret
         shown = repr(item) if _KEYISH.fullmatch(item) else f"#{position}"
         raise BadInput(f"--set {shown} has no '=': expected KEY=VALUE")
-    path = _split_key(key.strip())
+    path = split_key(key.strip())
     if any(not part or not part.isprintable() for part in path):
         raise BadInput(f"--set #{position}: malformed key {key.strip()[:40]!r}: expected KEY or A.B.C")
     if len(path) > MAX_DEPTH:

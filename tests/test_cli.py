@@ -110,7 +110,7 @@ def test_python_dash_m_and_console_script_agree():
     assert as_module.stdout == script.stdout == f"initkit {__version__}\n"
 
 
-HEAVY = ("requests", "jinja2", "dns", "git", "yaml", "urllib3")
+HEAVY = ("requests", "jinja2", "dns", "git", "yaml", "urllib3", "ruamel", "iniparse", "javaproperties", "configparser")
 
 
 @pytest.mark.parametrize(
@@ -122,6 +122,9 @@ HEAVY = ("requests", "jinja2", "dns", "git", "yaml", "urllib3")
         (["wait-for", "file:/", "--timeout", "1ms"], ()),
         (["wait-for", "dns:a.test", "--dns-server", "127.0.0.1:9", "--timeout", "1ms"], ("dns",)),
         (["sysctl", "--root", "/nonexistent", "vm.max_map_count=1"], ()),  # exit 1 before any read
+        # render's config libraries load only for --merge / --edit of their format
+        (["render", "/etc/hostname"], ("jinja2", "yaml")),
+        (["render", "--edit", "/nonexistent.properties", "--set", "a=1"], ()),
     ],
 )
 def test_subcommands_import_only_what_they_use(args, allowed):

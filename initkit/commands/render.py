@@ -5,6 +5,11 @@ Replaces `sed "s/@POD_IP@/$POD_IP/" app.conf.tpl > /config/app.conf` and
 rendered before anything is written, each file is written atomically and only
 when its content changes, never through a symlink below DEST. Values are never
 logged (they may be secrets).
+
+Two more ways to make a config file, through the same writer: `--merge FILE...
+--to DEST` deep-merges YAML/JSON files (initkit/confmerge.py), and `--edit FILE
+--set KEY=VALUE` changes keys of a YAML, JSON, INI or .properties file and keeps
+its other lines (initkit/iniedit.py).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from initkit import log
+from initkit.commands.fetch import Size
 from initkit.errors import EXIT_CODES_HELP, BadInput, InitkitError, JobFailed
 from initkit.params import Octal, option
 
@@ -35,10 +41,11 @@ class _Output:
     text: str
     root: str = "."  # trusted: the operator named it (DEST, or a file DEST's directory)
     parts: tuple[str, ...] = ()  # below root, never followed through a symlink
+    encoding: str = "utf-8"  # .properties files are ISO-8859-1
 
 
 @click.command("render", epilog=EXIT_CODES_HELP)
-@click.argument("template", envvar="INITKIT_RENDER_TEMPLATE")
+@click.argument("template", required=False, envvar="INITKIT_RENDER_TEMPLATE")
 @click.argument("dest", required=False, envvar="INITKIT_RENDER_DEST")
 @option(
     "--values",
@@ -56,7 +63,59 @@ class _Output:
     multiple=True,
     metavar="KEY=VALUE",
     show_default=False,
-    help="Set one value after the files (db.replicas=3; 3 is a number, true a boolean); repeatable.",
+    help="Set one value after the files (db.replicas=3; 3 is a number, true a boolean); repeatable. "
+    "With --edit of an INI file SECTION.KEY=VALUE, of a .properties file KEY=VALUE (strings as given).",
+)
+@option(
+    "--set-file",
+    "set_files",
+    envvar="INITKIT_RENDER_SET_FILE",
+    multiple=True,
+    metavar="KEY=PATH",
+    show_default=False,
+    help="As --set, the value (a string) read from a file, e.g. a mounted Secret; repeatable.",
+)
+@option(
+    "--merge",
+    "merge_files",
+    envvar="INITKIT_RENDER_MERGE",
+    multiple=True,
+    metavar="FILE",
+    show_default=False,
+    help="Instead of a TEMPLATE: deep-merge these YAML or JSON files in order (mappings merge, "
+    "anything else replaces), then --set, into --to; repeatable.",
+)
+@option(
+    "--edit",
+    "edit_file",
+    metavar="FILE",
+    default=None,
+    show_default=False,
+    help="Instead of a TEMPLATE: apply --set to this YAML, JSON, INI or .properties file, keeping its "
+    "comments and order; written back to FILE, or to --to.",
+)
+@option(
+    "--to",
+    "to",
+    metavar="PATH",
+    default=None,
+    show_default=False,
+    help="Where --merge or --edit writes (--merge without --to: stdout).",
+)
+@option(
+    "--format",
+    "fmt",
+    type=click.Choice(["yaml", "json", "ini", "properties"]),
+    default=None,
+    show_default=False,
+    help="With --merge: the output's (default: from --to's extension, else the first file's). "
+    "With --edit: the file's (default: from its extension).",
+)
+@option(
+    "--max-input-size",
+    type=Size(),
+    default="1MiB",
+    help="With --merge or --edit: largest input file accepted (0: none).",
 )
 @option(
     "--mode",
@@ -65,10 +124,9 @@ class _Output:
     show_default=False,
     help="File mode of written files (default: keep an existing file's mode, else 0644).",
 )
-def command(
-    template: str, dest: str | None, values_files: tuple[str, ...], sets: tuple[str, ...], mode: int | None
-) -> None:
-    """Render TEMPLATE (a file, or a directory tree) into DEST (a file, or a directory).
+def command(template: str | None, dest: str | None, mode: int | None, **options: Any) -> None:
+    """Render TEMPLATE (a file, or a directory tree) into DEST (a file, or a directory);
+    or merge (--merge) or edit (--edit) config files.
 
     A file TEMPLATE without DEST renders to stdout. A directory TEMPLATE is
     mirrored into DEST, creating subdirectories; files in DEST that are not in
@@ -80,27 +138,41 @@ def command(
     b64decode, sha256, tojson, toyaml. Templates run in Jinja's sandbox; an
     undefined variable is an error (exit 2) and nothing is written.
 
-    Replaces: envsubst < app.conf.tpl > /config/app.conf
+    --merge base.yaml --merge prod.yaml --to /config/app.yaml: mappings merge
+    key by key, lists and scalars replace; the first file's comments and order
+    are kept. --edit /config/airflow.cfg --set core.executor=LocalExecutor:
+    only the keys set change.
+
+    Replaces: envsubst < app.conf.tpl > /config/app.conf, yq eval-all, crudini --set
     """
     from initkit import memlimit
 
     try:
         with memlimit.limited():
-            _run(template, dest, values_files, sets, mode)
+            if options["merge_files"] or options["edit_file"]:
+                _run_config(template, dest, mode, **options)
+            else:
+                _run(template, dest, options["values_files"], options["sets"], options["set_files"], mode)
     except MemoryError:
-        raise BadInput(
-            f"rendering needs more than {memlimit.HEADROOM >> 20} MiB of memory: a template or values file is too big"
-        ) from None
+        what = "an input file is" if options["merge_files"] or options["edit_file"] else "a template or values file is"
+        raise BadInput(f"rendering needs more than {memlimit.HEADROOM >> 20} MiB of memory: {what} too big") from None
     except RecursionError:  # values nested beyond what a filter such as tojson can walk
         raise BadInput("the values nest too deeply to render") from None
 
 
 def _run(
-    template: str, dest: str | None, values_files: tuple[str, ...], sets: tuple[str, ...], mode: int | None
+    template: str | None,
+    dest: str | None,
+    values_files: tuple[str, ...],
+    sets: tuple[str, ...],
+    set_files: tuple[str, ...],
+    mode: int | None,
 ) -> None:
     from initkit import values as values_mod
     from initkit.templating import OutputBudget, base_context
 
+    if template is None:
+        raise BadInput("give a TEMPLATE, or --merge FILE or --edit FILE")
     if not os.path.lexists(template):
         raise BadInput(f"template {template}: not found")
     is_dir = os.path.isdir(template)
@@ -110,6 +182,10 @@ def _run(
         raise BadInput(f"template {template} is a directory: give a DEST directory")
 
     values = values_mod.load(values_files, sets)
+    for position, item in enumerate(set_files, 1):
+        key, path = _split_set_file(item, position)
+        key_path, _ = values_mod.parse_set(f"{key}=", position)
+        values = values_mod.apply_set(values, key_path, _read_value(path))
     context: dict[str, Any] = {**values, **base_context()}
 
     budget = OutputBudget()
@@ -299,10 +375,144 @@ def _write(output: _Output, mode: int | None, sweep: set[str] | None) -> bool:
             if sweep:
                 for name in fs.sweep(dir_fd, sweep):
                     log.debug(f"removed {os.path.join(os.path.dirname(output.dest), name)}, left by an earlier run")
-            changed = fs.write_atomic(dir_fd, output.parts[-1], output.text.encode("utf-8"), mode, shown=output.dest)
+            data = output.text.encode(output.encoding)
+            changed = fs.write_atomic(dir_fd, output.parts[-1], data, mode, shown=output.dest)
     except fs.UnsafePath as exc:  # planted after the check before rendering: still refused, never followed
         raise BadInput(str(exc)) from None
     except OSError as exc:
         raise JobFailed(f"cannot write {output.dest}: {exc.strerror or exc}") from exc
     log.info(f"{'wrote' if changed else 'unchanged'} {output.dest}")
     return changed
+
+
+# ---- --merge and --edit: config files made by confmerge / iniedit, written like templates ------------
+
+
+def _split_set_file(item: str, position: int) -> tuple[str, str]:
+    key, sep, path = item.partition("=")
+    if not sep or not key.strip() or not path:
+        raise BadInput(f"--set-file #{position}: expected KEY=PATH")
+    return key.strip(), path
+
+
+def _read_value(path: str) -> str:
+    from initkit import secretfile
+
+    return secretfile.read(path, "--set-file")  # registered for redaction; one line
+
+
+def _run_config(
+    template: str | None,
+    dest: str | None,
+    mode: int | None,
+    *,
+    values_files: tuple[str, ...],
+    sets: tuple[str, ...],
+    set_files: tuple[str, ...],
+    merge_files: tuple[str, ...],
+    edit_file: str | None,
+    to: str | None,
+    fmt: str | None,
+    max_input_size: int,
+) -> None:
+    from initkit import confmerge, iniedit
+
+    if template is not None or dest is not None:
+        raise BadInput("--merge and --edit take no TEMPLATE or DEST: name the output with --to")
+    if values_files:
+        raise BadInput("--values is for templates: give the files to merge as --merge")
+    if merge_files and edit_file:
+        raise BadInput("give --merge or --edit, not both")
+    items = [(key, raw, True) for key, raw in (_split_set(item, n) for n, item in enumerate(sets, 1))]
+    items += [
+        (key, _read_value(path), False) for key, path in (_split_set_file(i, n) for n, i in enumerate(set_files, 1))
+    ]
+    if edit_file:
+        kind = fmt or iniedit.format_of(edit_file) or confmerge.format_of(edit_file)
+        if kind is None:
+            raise BadInput(f"--edit {edit_file}: its name does not say its format: give --format")
+        if not items:
+            raise BadInput("--edit needs --set or --set-file")
+        target: str | None = to or edit_file
+        inputs = [edit_file]
+    else:
+        if fmt in (iniedit.INI, iniedit.PROPERTIES):
+            raise BadInput(f"--merge writes YAML or JSON, not {fmt}: edit such a file with --edit")
+        kind = fmt or confmerge.format_of(to)  # None: the first file's
+        target = to
+        inputs = list(merge_files)
+        if to is not None:
+            _refuse_input_as_output(to, inputs)
+    if target is not None:
+        _check_target(target)
+
+    if kind == iniedit.INI:
+        text = confmerge.read_input(inputs[0], "edit file", max_input_size)
+        sections = [(*iniedit.ini_key(_key_path(key), key), raw, key) for key, raw, _ in items]
+        result = iniedit.edit_ini(inputs[0], text, sections)
+    elif kind == iniedit.PROPERTIES:
+        text = confmerge.read_input(inputs[0], "edit file", max_input_size, encoding="latin-1")
+        result = iniedit.edit_properties(inputs[0], text, [(key, raw, key) for key, raw, _ in items])
+    else:
+        typed = [(_key_path(key), _typed(raw) if is_typed else raw, key) for key, raw, is_typed in items]
+        what = "edit file" if edit_file else "merge file"
+        result = confmerge.merged(inputs, typed, kind, max_input_size, what=what)
+
+    if target is None:
+        sys.stdout.write(result)
+        sys.stdout.flush()
+        return
+    root, name = os.path.split(target)
+    output = _Output(inputs[0], target, result, root or ".", (name,), iniedit.ENCODING.get(kind or "", "utf-8"))
+    _write(output, mode, {name})
+
+
+def _typed(raw: str) -> Any:
+    from initkit.values import parse_scalar
+
+    try:
+        return parse_scalar(raw)
+    except ValueError:  # an int of more digits than Python converts (4300)
+        raise BadInput("--set: a number has too many digits") from None
+
+
+def _split_set(item: str, position: int) -> tuple[str, str]:
+    try:
+        item.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 in argv or the environment
+        raise BadInput(f"--set #{position} is not valid UTF-8") from None
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise BadInput(f"--set #{position} has no KEY=: expected KEY=VALUE")  # never shown: it may be a secret
+    return key.strip(), raw
+
+
+def _key_path(key: str) -> list[str]:
+    from initkit.values import MAX_DEPTH, split_key
+
+    path = split_key(key)
+    if any(not part or not part.isprintable() for part in path):
+        raise BadInput(f"--set {key[:40]!r}: malformed key: expected KEY or A.B.C")
+    if len(path) > MAX_DEPTH:
+        raise BadInput(f"--set {key[:40]!r}: more than {MAX_DEPTH} parts")
+    return path
+
+
+def _refuse_input_as_output(to: str, inputs: list[str]) -> None:
+    """Merging into one of the inputs would lose it: the next run would merge into the result."""
+    for path in inputs:
+        if os.path.exists(to) and os.path.exists(path) and os.path.samefile(to, path):
+            raise BadInput(f"--to {to} is the --merge file {path}: write the result elsewhere")
+
+
+def _check_target(target: str) -> None:
+    """Refused before anything is read or written: a directory, or a symlink, at the target."""
+    from initkit.fs import UnsafePath, check_tree
+
+    if os.path.isdir(target) and not os.path.islink(target):
+        raise BadInput(f"--to {target} is a directory: give a file path")
+    root, name = os.path.split(target)
+    try:
+        check_tree(root or ".", [name])
+    except UnsafePath as exc:
+        raise BadInput(str(exc)) from None
