@@ -45,6 +45,7 @@ def test_every_command_has_help_with_exit_codes(run_cli, name):
         ("register", "INITKIT_REGISTER_HEADER"),
         ("git-clone", "INITKIT_GIT_CLONE_DEPTH"),
         ("render", "INITKIT_RENDER_MODE"),
+        ("certs", "INITKIT_CERTS_DNS_NAME"),
     ],
 )
 def test_help_shows_environment_variables(run_cli, name, envvar):
@@ -110,7 +111,7 @@ def test_python_dash_m_and_console_script_agree():
     assert as_module.stdout == script.stdout == f"initkit {__version__}\n"
 
 
-HEAVY = ("requests", "jinja2", "dns", "git", "yaml", "urllib3")
+HEAVY = ("requests", "jinja2", "dns", "git", "yaml", "urllib3", "cryptography", "jks")
 
 
 @pytest.mark.parametrize(
@@ -121,6 +122,7 @@ HEAVY = ("requests", "jinja2", "dns", "git", "yaml", "urllib3")
         (["wait-for", "tcp:127.0.0.1:9", "--timeout", "1ms"], ()),
         (["wait-for", "file:/", "--timeout", "1ms"], ()),
         (["wait-for", "dns:a.test", "--dns-server", "127.0.0.1:9", "--timeout", "1ms"], ("dns",)),
+        (["certs", "--help"], ()),
     ],
 )
 def test_subcommands_import_only_what_they_use(args, allowed):

@@ -121,16 +121,18 @@ class Dest:
         return list(changed)
 
     def create(self, name: str, data: bytes, mode: int) -> None:
-        """Write a file that must not exist yet (the CA initkit creates, never replaced)."""
-        self._write(name, data, mode)
+        """Write a file that must not exist yet (the CA initkit creates, never replaced); --owner is not
+        applied: the app needs the CA's certificate (ca.crt in DEST), never its key."""
+        self._write(name, data, mode, chown=False)
 
-    def _write(self, name: str, data: bytes, mode: int) -> None:
+    def _write(self, name: str, data: bytes, mode: int, chown: bool = True) -> None:
         try:
             fs.write_atomic(self.fd, name, data, mode, shown=self.shown(name))
         except fs.UnsafePath as exc:
             raise BadInput(str(exc)) from None
         self.written.append(name)
-        self._chown(name)
+        if chown:
+            self._chown(name)
 
     def _settle(self, name: str, mode: int) -> None:
         """An unchanged file: its mode and owner corrected when they differ, nothing else touched."""

@@ -83,7 +83,11 @@ def run(request: Request) -> None:
         current = {name: dest.read(name) for name in names}
         foreign = {name for name, data in current.items() if data is not None and not dest.is_ours(name, data)}
         token.check()
-        if CERT in foreign or KEY in foreign:
+        operators = CERT in foreign or KEY in foreign
+        stray = sorted(foreign - {CERT, KEY, CA_CERT})
+        if stray and not operators:  # refused before anything is made: only an operator's own pair explains it
+            raise _not_ours(dest, stray[0])
+        if operators:
             key, cert, issuer = _operators_pair(request, dest, current, foreign, now, ca_password)
             action = f"kept {dest.shown(CERT)} and {dest.shown(KEY)}: not written by initkit (mounted?)"
         else:
@@ -95,15 +99,19 @@ def run(request: Request) -> None:
         files = _files(request, dest, key, cert, issuer, current, passwords)
         for name in foreign & set(files):
             if files[name][0] != current[name]:
-                raise BadInput(
-                    f"{dest.shown(name)} was not written by initkit (a mounted Secret?) and is not what initkit "
-                    "would write: initkit never overwrites it; remove it or name another file"
-                )
+                raise _not_ours(dest, name)
             del files[name]  # already what is wanted, and still not initkit's
         token.check()
         written = dest.write_all(files, current)
     kept = len(files) - len(written)
     log.info(f"{action}; {len(written)} file{'s' if len(written) != 1 else ''} written, {kept} unchanged")
+
+
+def _not_ours(dest: Dest, name: str) -> BadInput:
+    return BadInput(
+        f"{dest.shown(name)} was not written by initkit (a mounted Secret?) and is not what initkit "
+        "would write: initkit never overwrites it; remove it or name another file"
+    )
 
 
 # ---- the CA ----

@@ -42,21 +42,18 @@ KEY_TYPES = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384")  # 
 @option("--ca-days", type=click.IntRange(1, 36500), default=3650, help="Validity of a CA initkit creates, in days.")
 @option(
     "--dns-name",
-    "dns_names",
     multiple=True,
     show_default=False,
     help="A DNS name for the certificate (repeatable; `*.` allowed as the first label).",
 )
 @option(
     "--ip-address",
-    "ip_addresses",
     multiple=True,
     show_default=False,
     help="An IP address for the certificate (repeatable).",
 )
 @option(
     "--pod/--no-pod",
-    "pod_names",
     default=True,
     help="Add the pod's name (POD_NAME, else the hostname) and IP (POD_IP, else the hostname's address).",
 )
@@ -200,7 +197,7 @@ def _wanted(opts: dict[str, Any]) -> Any:
     dns: list[str] = []
     ips: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
     pod_name = None
-    if opts["pod_names"]:
+    if opts["pod"]:
         pod_name = facts.name
         if pod_name:
             dns.append(_dns(pod_name, "the pod's name (POD_NAME or the hostname)"))
@@ -214,8 +211,8 @@ def _wanted(opts: dict[str, Any]) -> Any:
             )
         host = facts.name or socket.gethostname()
         dns.append(_dns(f"{host}.{opts['service']}.{namespace}.svc.{opts['cluster_domain']}", "--service"))
-    dns += [_dns(str(name), "--dns-name") for name in opts["dns_names"]]
-    ips += [_ip(str(text), "--ip-address") for text in opts["ip_addresses"]]
+    dns += [_dns(str(name), "--dns-name") for name in opts["dns_name"]]
+    ips += [_ip(str(text), "--ip-address") for text in opts["ip_address"]]
     if not dns and not ips:
         raise BadInput("no name for the certificate: give --dns-name or --ip-address (or leave --pod on)")
     common_name = opts["common_name"]
