@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from initkit import fs
-from initkit.certs.pem import read_bounded
+from initkit.certs.pem import MAX_INPUT, TooBig, read_bounded
 from initkit.errors import BadInput
 
 LEDGER = ".initkit-certs.json"
@@ -52,7 +52,7 @@ class Dest:
     def shown(self, name: str) -> str:
         return os.path.join(self.path, name)
 
-    def read(self, name: str) -> bytes | None:
+    def read(self, name: str, limit: int = MAX_INPUT) -> bytes | None:
         """The content of the regular file `name`, or None when absent; a link there is refused."""
         try:
             fd = os.open(name, _READ_FLAGS, dir_fd=self.fd)
@@ -67,14 +67,17 @@ class Dest:
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise BadInput(f"{self.shown(name)} is not a regular file")
-            return read_bounded(fd, self.shown(name))
+            return read_bounded(fd, self.shown(name), limit)
         finally:
             os.close(fd)
 
     # ---- the ledger ----
 
     def load_ledger(self) -> None:
-        data = self.read(LEDGER)
+        try:
+            data = self.read(LEDGER, _LEDGER_MAX)
+        except TooBig:
+            return  # as unreadable: nothing counts as initkit's
         if data is None:
             return
         try:

@@ -32,6 +32,10 @@ def read_input(path: str, what: str) -> bytes:
         os.close(fd)
 
 
+class TooBig(BadInput):
+    """A file larger than any certificate, key or ledger initkit reads."""
+
+
 def read_bounded(fd: int, shown: str, limit: int = MAX_INPUT) -> bytes:
     chunks, size = [], 0
     while True:
@@ -40,7 +44,7 @@ def read_bounded(fd: int, shown: str, limit: int = MAX_INPUT) -> bytes:
             return b"".join(chunks)
         size += len(chunk)
         if size > limit:
-            raise BadInput(f"{shown} is larger than {limit >> 10} KiB: not a certificate or key")
+            raise TooBig(f"{shown} is larger than {limit >> 10} KiB: not a certificate or key")
         chunks.append(chunk)
 
 
