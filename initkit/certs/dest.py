@@ -47,7 +47,6 @@ class Dest:
     fd: int
     owner: Owner | None = None
     ledger: dict[str, list[str]] = field(default_factory=dict)
-    written: list[str] = field(default_factory=list)
 
     def shown(self, name: str) -> str:
         return os.path.join(self.path, name)
@@ -133,7 +132,6 @@ class Dest:
             fs.write_atomic(self.fd, name, data, mode, shown=self.shown(name))
         except fs.UnsafePath as exc:
             raise BadInput(str(exc)) from None
-        self.written.append(name)
         if chown:
             self._chown(name)
 

@@ -11,13 +11,17 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from initkit.commands.permissions import OwnerType
 from initkit.errors import EXIT_CODES_HELP, BadInput
 from initkit.params import Duration, option
+
+if TYPE_CHECKING:  # the mechanism imports cryptography: loaded only when the command runs
+    from initkit.certs.job import Request
+    from initkit.certs.leaf import Wanted
 
 _SLIM = "certs needs python3-cryptography and python3-pyjks, which initkit-slim leaves out: use the initkit image"
 KEY_TYPES = ("rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384")  # initkit.certs.keys.KEY_TYPES
@@ -140,7 +144,7 @@ def command(**opts: Any) -> None:
     job.run(_request(opts))
 
 
-def _request(opts: dict[str, Any]) -> Any:
+def _request(opts: dict[str, Any]) -> Request:
     from initkit.certs import job
     from initkit.certs.dest import Owner
 
@@ -189,7 +193,7 @@ def _request(opts: dict[str, Any]) -> Any:
     )
 
 
-def _wanted(opts: dict[str, Any]) -> Any:
+def _wanted(opts: dict[str, Any]) -> Wanted:
     from initkit.certs import leaf
     from initkit.podfacts import PodFacts
 

@@ -286,3 +286,15 @@ def test_hostile_pod_facts_are_refused(certs, tmp_path, env, message):
 def test_a_hostile_dns_name_value_is_refused(certs, tmp_path):
     for value in ("exa mple.test", "-bad.test", "a..b", "x" * 64 + ".test", "bad\nname.test", "*.*.test"):
         one_line(certs(str(tmp_path / "tls"), "--dns-name", value), 2, "is not a DNS name")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_fifo_or_directory_planted_in_dest_is_one_line(certs, tmp_path, kind):
+    dest = tmp_path / "tls"
+    dest.mkdir()
+    if kind == "fifo":
+        os.mkfifo(dest / "tls.key")  # opened without O_NONBLOCK, the read would wait for a writer for ever
+    else:
+        (dest / "tls.key").mkdir()
+    one_line(certs(str(dest)), 2, "is not a regular file")
+    assert os.listdir(dest) == ["tls.key"]
