@@ -220,6 +220,8 @@ def _operators_pair(
         issuer = pem.certificate(pem.read_input(request.ca.cert, "CA certificate"), request.ca.cert)
     elif (ca_data := current[CA_CERT]) is not None:
         issuer = pem.certificates(ca_data, dest.shown(CA_CERT))[0]
+    if issuer is not None and cert.issuer != issuer.subject:
+        log.warning(f"{dest.shown(CERT)} was not issued by the CA that ca.crt and the truststore hold")
     return key, cert, issuer
 
 

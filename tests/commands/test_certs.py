@@ -203,6 +203,15 @@ def test_a_rerun_writes_nothing(pod, tmp_path, password_file):
     assert again.code == 0, again.stderr
     assert "kept" in again.stderr and "0 files written" in again.stderr
     assert snapshot(dest) == before  # inodes, mtimes, modes and bytes
+    password_file.write_text("another password\n")  # the Secret changed: the stores follow, the PEM stays
+    changed = pod(*args)
+    assert changed.code == 0 and "3 files written" in changed.stderr, changed.stderr
+    after = snapshot(dest)
+    assert {name: after[name] for name in ("tls.crt", "tls.key", "ca.crt")} == {
+        name: before[name] for name in ("tls.crt", "tls.key", "ca.crt")
+    }
+    info = openssl("pkcs12", "-info", "-noout", "-in", str(dest / "keystore.p12"), "-passin", f"file:{password_file}")
+    assert info.returncode == 0, info.stderr
 
 
 def test_a_certificate_within_the_renewal_margin_is_issued_again(pod, tmp_path):
