@@ -15,6 +15,8 @@ for pkg in dnsmasq-base git openssh-server openssh-client util-linux iproute2 bu
     containernetworking-plugins iptables conntrack curl gcc libc6-dev libseccomp-dev pkg-config; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
+# keytool (Java) reads the JKS and PKCS#12 files of initkit certs in tests/commands/test_certs.py
+command -v keytool >/dev/null || need+=(default-jre-headless)
 if [ "${#need[@]}" -gt 0 ]; then
     echo "setup: installing ${need[*]}"
     apt-get update -qq

@@ -74,6 +74,18 @@ PYLIBS = [
 # RE2 too (wait-for's regex=): its .so brings libre2, Abseil and libstdc++ (ldd), about 1.7 MB
 # compressed, which would take the slim image past its 15 MB budget.
 GITLIBS = ["python3-git", "python3-gitdb", "python3-smmap", "python3-re2"]
+# certs: cryptography (its Rust module loads _cffi_backend and libssl) and pyjks with what it imports
+# (python3-pycryptodome is the Cryptodome namespace). Large, so the full image only, like RE2.
+# Debian's python3-cryptography also depends on python3-bcrypt, for OpenSSH keys only: not shipped.
+CERTLIBS = [
+    "python3-cryptography",
+    "python3-cffi-backend",
+    "python3-pyjks",
+    "python3-pyasn1",
+    "python3-pyasn1-modules",
+    "python3-javaobj",
+    "python3-pycryptodome",
+]
 
 # Stdlib that is always kept although no import statement names it:
 # codecs are looked up by name at run time (the CJK ones need C modules
@@ -140,7 +152,7 @@ STDLIB_NEVER = {
     "__hello__",
 }
 NEVER_PREFIX = tuple(n + "." for n in STDLIB_NEVER)
-ALWAYS_EXCLUDED_DIRS = {"__pycache__", "test", "tests", "idle_test"}
+ALWAYS_EXCLUDED_DIRS = {"__pycache__", "test", "tests", "idle_test", "SelfTest"}  # SelfTest: pycryptodome's
 
 
 DPKG_INFO = Path("/var/lib/dpkg/info")
@@ -515,7 +527,7 @@ def main() -> None:
     # --- Python libraries from Debian
     for f in package_files(PYLIBS):
         pylibs.add(f)
-    for f in package_files(GITLIBS):
+    for f in package_files(GITLIBS + CERTLIBS):
         git.add(f)
 
     # --- python runtime and the stdlib it needs

@@ -25,6 +25,7 @@ COMMANDS = {
     "fetch": ("initkit.commands.fetch", "Download a file or archive, verify its SHA-256, and put it in place."),
     "permissions": ("initkit.commands.permissions", "Set a volume's owner and mode, changing only what differs."),
     "sysctl": ("initkit.commands.sysctl", "Set kernel parameters (sysctls), raising only those that are lower."),
+    "certs": ("initkit.commands.certs", "Issue this pod's TLS certificate and keystores from a mounted or kept CA."),
     "info": ("initkit.commands.info", "Print the pod facts as JSON."),
 }
 

@@ -45,6 +45,7 @@ def test_every_command_has_help_with_exit_codes(run_cli, name):
         ("register", "INITKIT_REGISTER_HEADER"),
         ("git-clone", "INITKIT_GIT_CLONE_DEPTH"),
         ("render", "INITKIT_RENDER_MODE"),
+        ("certs", "INITKIT_CERTS_DNS_NAME"),
     ],
 )
 def test_help_shows_environment_variables(run_cli, name, envvar):
@@ -110,7 +111,20 @@ def test_python_dash_m_and_console_script_agree():
     assert as_module.stdout == script.stdout == f"initkit {__version__}\n"
 
 
-HEAVY = ("requests", "jinja2", "dns", "git", "yaml", "urllib3", "ruamel", "iniparse", "javaproperties", "configparser")
+HEAVY = (
+    "requests",
+    "jinja2",
+    "dns",
+    "git",
+    "yaml",
+    "urllib3",
+    "ruamel",
+    "iniparse",
+    "javaproperties",
+    "configparser",
+    "cryptography",
+    "jks",
+)
 
 
 @pytest.mark.parametrize(
@@ -125,6 +139,7 @@ HEAVY = ("requests", "jinja2", "dns", "git", "yaml", "urllib3", "ruamel", "inipa
         # render's config libraries load only for --merge / --edit of their format
         (["render", "/etc/hostname"], ("jinja2", "yaml")),
         (["render", "--edit", "/nonexistent.properties", "--set", "a=1"], ()),
+        (["certs", "--help"], ()),
     ],
 )
 def test_subcommands_import_only_what_they_use(args, allowed):
