@@ -33,6 +33,36 @@ def arr(items: Schema, **kw: Any) -> Schema:
 
 S = {"type": "string"}
 B = {"type": "boolean"}
+# A Helm template the chart renders with tpl in the parent's context (initkit.tplTree): a
+# string holding {{ ... }}. Every constrained value of a step accepts one besides its own
+# literal form, which keeps its checks (runAsUser: "abc" or -1 still fail).
+TEMPLATE = {"description": "A Helm template, rendered with tpl.", "type": "string", "pattern": "\\{\\{[\\s\\S]*\\}\\}"}
+_NESTED = ("properties", "items", "additionalProperties", "$ref", "allOf")
+
+
+def templated(schema: Schema) -> Schema:
+    """`schema` with a template string accepted wherever a constrained literal is (leaves:
+    numbers, booleans, enums, patterned strings); objects and arrays keep their shape."""
+    if "$ref" in schema:
+        return schema
+    out = dict(schema)
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: templated(v) for k, v in out["properties"].items()}
+    if isinstance(out.get("items"), dict):
+        out["items"] = templated(out["items"])
+    if isinstance(out.get("additionalProperties"), dict):
+        out["additionalProperties"] = templated(out["additionalProperties"])
+    if any(k in out for k in _NESTED) or out.get("type") in ("object", "array"):
+        return out
+    if out.get("type") == "string" and not ({"pattern", "enum", "const"} & out.keys()):
+        return out  # any string, a template too
+    description = out.pop("description", None)
+    wrapped: Schema = {"anyOf": [out, TEMPLATE]}
+    if description:
+        wrapped = {"description": description, **wrapped}
+    return wrapped
+
+
 quantity = {
     "description": "A Kubernetes quantity such as 100m, 64Mi or 1.",
     "type": ["string", "number"],
@@ -177,7 +207,16 @@ defs["fileRef"] = obj(
     description="A key of a Secret or a ConfigMap, mounted as a file.",
 )
 defs["writeVolume"] = obj(
-    {"name": nonempty, "mountPath": {"type": "string", "pattern": "^/"}},
+    {
+        "name": nonempty,
+        "mountPath": {"type": "string", "pattern": "^/"},
+        "subPath": {
+            "description": "The directory of the volume mounted at mountPath (relative; no ..).",
+            "type": "string",
+            "pattern": "^[^/]",
+            "not": {"pattern": "(^|/)\\.\\.(/|$)"},
+        },
+    },
     ["name", "mountPath"],
     description="The pod volume a step writes into, and where it is mounted.",
 )
@@ -223,6 +262,11 @@ common = {
         "maximum": 999999999,
     },
     "enabled": {"description": "false skips the step.", "type": "boolean"},
+    "downwardAPI": {
+        "description": "Give the step the Downward API env (POD_IP, POD_NAME, ...): auto (render, register, "
+        "and steps whose values mention POD_ or NODE_NAME), true or false.",
+        "enum": ["auto", True, False],
+    },
     "image": {"$ref": "#/$defs/stepImage"},
     "env": {"description": "Extra env.", "type": "array", "items": {"$ref": "#/$defs/envVar"}},
     "resources": {"$ref": "#/$defs/resources"},
@@ -239,6 +283,19 @@ ID_MAX = 2**32 - 2  # (uid_t)-1 means "unchanged" to chown(2)
 # octal 0 to 0777: the CLI refuses setuid, setgid and sticky (s, t, octal above 0777).
 _CLAUSE = "[ugoa]*([-+=]([rwxX]*|[ugo]))+"
 MODE_PATTERN = f"^(0?[0-7]{{1,3}}|{_CLAUSE}(,{_CLAUSE})*)$"
+PATH = {"type": "string", "pattern": "^(/|\\{\\{)"}
+PERM_OWNER = {
+    "description": 'Numeric owner: "UID:GID", "UID", ":GID", or a UID as a number.',
+    "type": ["string", "integer"],
+    "pattern": "^([0-9]{1,10}(:[0-9]{1,10})?|:[0-9]{1,10})$",
+    "minimum": 0,
+    "maximum": ID_MAX,
+}
+PERM_MODE = {
+    "description": 'chmod\'s mode, a string: symbolic ("u+rwX,g+rwX") or octal ("0750"); no s or t.',
+    "type": "string",
+    "pattern": MODE_PATTERN,
+}
 kinds = {
     "waitForStep": (
         "wait-for: wait until every target is ready.",
@@ -302,6 +359,12 @@ kinds = {
             "depth": {"type": "integer", "minimum": 0},  # 0: the full history (initkit's default is 1)
             "submodules": {"oneOf": [B, {"enum": ["recursive", "shallow", "off"]}]},
             "username": S,
+            "owner": {
+                "description": 'The checkout\'s owner, "UID" or "UID:GID": the step runs as it (runAsUser, '
+                "runAsGroup), so that the app running git in the checkout owns it.",
+                "type": "string",
+                "pattern": "^[0-9]{1,10}(:[0-9]{1,10})?$",
+            },
             "password": {"$ref": "#/$defs/secretRef"},
             "sshKey": {"$ref": "#/$defs/secretRef"},
             "knownHosts": {"$ref": "#/$defs/fileRef"},
@@ -323,7 +386,8 @@ kinds = {
         {},
     ),
     "permissionsStep": (
-        "permissions: give the files of its volumeMounts an owner and a mode, as root with CHOWN and FOWNER.",
+        "permissions: give the files of its volumeMounts an owner and a mode, as root with CHOWN, FOWNER and "
+        "DAC_OVERRIDE.",
         {
             "volumeMounts": {
                 "description": "The volumes it fixes (and any other mounts).",
@@ -333,28 +397,28 @@ kinds = {
             },
             "paths": {
                 "description": "Paths to fix, each a writable volumeMount's mountPath or below it (through tpl); "
-                "default: every writable volumeMount.",
+                "a path, or {path, owner, mode} with its own owner or mode (one container per (owner, mode), "
+                "in the order given); default: every writable volumeMount.",
                 "type": "array",
                 "minItems": 1,
-                "items": {"type": "string", "pattern": "^(/|\\{\\{)"},
+                "items": {
+                    "anyOf": [
+                        PATH,
+                        obj(
+                            {"path": PATH, "owner": templated(PERM_OWNER), "mode": templated(PERM_MODE)},
+                            ["path"],
+                            anyOf=[{"required": ["owner"]}, {"required": ["mode"]}],
+                        ),
+                    ]
+                },
             },
-            "owner": {
-                "description": 'Numeric owner: "UID:GID", "UID", ":GID", or a UID as a number.',
-                "type": ["string", "integer"],
-                "pattern": "^([0-9]{1,10}(:[0-9]{1,10})?|:[0-9]{1,10})$",
-                "minimum": 0,
-                "maximum": ID_MAX,
-            },
+            "owner": PERM_OWNER,
             "uid": {"description": "Owner uid (instead of owner).", "type": "integer", "minimum": 0, "maximum": ID_MAX},
             "gid": {"description": "Owner gid (instead of owner).", "type": "integer", "minimum": 0, "maximum": ID_MAX},
-            "mode": {
-                "description": 'chmod\'s mode, a string: symbolic ("u+rwX,g+rwX") or octal ("0750"); no s or t.',
-                "type": "string",
-                "pattern": MODE_PATTERN,
-            },
+            "mode": PERM_MODE,
             "extraCapabilities": {
-                "description": "Capabilities added to CHOWN and FOWNER, to walk directories others cannot read "
-                "(0700): DAC_READ_SEARCH, or the broader DAC_OVERRIDE.",
+                "description": "Capabilities added to CHOWN, FOWNER and DAC_OVERRIDE (which already walks 0700 "
+                "directories): DAC_READ_SEARCH is outside Pod Security baseline and never needed.",
                 "type": "array",
                 "uniqueItems": True,
                 "items": {"enum": ["DAC_READ_SEARCH", "DAC_OVERRIDE"]},
@@ -419,8 +483,11 @@ kind_of = {
     "permissionsStep": "permissions",
     "fetchStep": "fetch",
 }
+for name in ("securityContext", "volumeMount", "writeVolume", "stepImage", "duration", "secretRef", "fileRef"):
+    defs[name] = templated(defs[name])
 for name, (desc, props, req, extra) in kinds.items():
-    defs[name] = {"description": desc, **obj({**common, **props}, ["kind", "order", *req]), **extra}
+    values = {k: v if k in ("kind", "order") else templated(v) for k, v in {**common, **props}.items()}
+    defs[name] = {"description": desc, **obj(values, ["kind", "order", *req]), **extra}
 defs["step"] = {
     "description": "One init step; its kind decides its keys.",
     "type": "object",
@@ -458,6 +525,7 @@ schema = {
         "logFormat": {"enum": ["", "text", "json"]},
         "debug": B,
         "quiet": B,
+        "downwardAPI": common["downwardAPI"],
         "securityContext": {"$ref": "#/$defs/securityContext"},
         "resources": {"$ref": "#/$defs/resources"},
         "env": arr({"$ref": "#/$defs/envVar"}),

@@ -8,6 +8,7 @@ writer of initkit goes through this module:
 - `is_within(path, root)`: whether a path, links resolved, is root or below it;
 - `open_dir`: a descriptor for root/a/b/..., each part opened with O_NOFOLLOW,
   so a link is refused where it is found, even one swapped in meanwhile;
+- `make_parents`: DEST's missing directories, owned like the volume's root;
 - `write_atomic`: a change-only write through a temp file beside the
   destination (same file system: the rename is atomic; never /tmp, which is
   read-only in the images), fsync'd, renamed and fchmod'ed by descriptor;
@@ -144,9 +145,10 @@ def open_dir(root: str, parts: Sequence[str] = (), create: bool = False) -> Iter
     `create`.
     """
     if create:
-        os.makedirs(root, exist_ok=True)
+        make_parents(root)
     fd = os.open(root, _TRUSTED_DIR_FLAGS)
     try:
+        owner = os.fstat(fd)
         walked = root
         for part in parts:
             walked = os.path.join(walked, part)
@@ -155,14 +157,54 @@ def open_dir(root: str, parts: Sequence[str] = (), create: bool = False) -> Iter
             except FileNotFoundError:
                 if not create:
                     raise
-                with contextlib.suppress(FileExistsError):  # made meanwhile: opened (and checked) below
-                    os.mkdir(part, 0o777, dir_fd=fd)  # less the umask, as os.makedirs
-                child = _open_subdir(part, fd, walked)
+                child = _make_subdir(part, fd, walked, owner)
             os.close(fd)
             fd = child
         yield fd
     finally:
         os.close(fd)
+
+
+def make_parents(path: str) -> None:
+    """Make directory `path` and its missing ancestors, each owned like the nearest one that exists.
+
+    That ancestor is usually the root of DEST's volume, which the pod's fsGroup or a
+    permissions step gave the app's owner; a directory the kubelet did not make (a
+    subPath it mounts only in the app's container; podman makes none) then gets the
+    same owner, not root's. Owners are copied only by root: anyone else makes
+    directories the kernel's way (its own uid; the group of a setgid parent). Each
+    new level is made and opened relative to its parent with O_NOFOLLOW, so a link
+    planted where a directory goes is refused (UnsafePath), never followed; the
+    nearest existing ancestor is trusted, as DEST's directory always was.
+    """
+    path = os.path.abspath(path)
+    missing: list[str] = []
+    head = path
+    while not os.path.lexists(head):
+        head, part = os.path.split(head)
+        missing.append(part)
+    fd = os.open(head, _TRUSTED_DIR_FLAGS)  # the operator named it: may be a link
+    try:
+        owner, walked = os.fstat(fd), head
+        for part in reversed(missing):
+            walked = os.path.join(walked, part)
+            child = _make_subdir(part, fd, walked, owner)
+            os.close(fd)
+            fd = child
+    finally:
+        os.close(fd)
+
+
+def _make_subdir(part: str, dir_fd: int, shown: str, owner: os.stat_result) -> int:
+    """Make (if missing) and open dir_fd/part; a directory this call made gets `owner`'s uid and gid."""
+    try:
+        os.mkdir(part, 0o777, dir_fd=dir_fd)  # less the umask, as os.makedirs
+    except FileExistsError:  # made meanwhile: opened (and checked) below, its owner left alone
+        return _open_subdir(part, dir_fd, shown)
+    child = _open_subdir(part, dir_fd, shown)
+    if os.geteuid() == 0 and (owner.st_uid, owner.st_gid) != (0, 0):
+        os.fchown(child, owner.st_uid, owner.st_gid)
+    return child
 
 
 def _open_subdir(part: str, dir_fd: int, shown: str) -> int:

@@ -148,8 +148,7 @@ def command(
     if not name:
         raise BadInput("DEST must name a file or directory, not /")
     target = Target(dest, parent, name, expected, strip_components, mode, max_size)
-    if not os.path.isdir(parent):
-        raise BadInput(f"{parent} (the parent of DEST) is not a directory")
+    _make_parent(parent)
     _remove_stale_temps(parent, name)
     _check_dest(target, extract)
     if target.is_current_tree() if extract else target.is_current_file():
@@ -252,6 +251,18 @@ def _read_marker(directory: str) -> dict[str, object] | None:
         return None
     finally:
         os.close(dir_fd)
+
+
+def _make_parent(parent: str) -> None:
+    """DEST's missing parent directories, owned like its volume's root (fs.make_parents)."""
+    try:
+        fs.make_parents(parent)
+    except fs.UnsafePath as exc:
+        raise BadInput(str(exc)) from None
+    except NotADirectoryError:
+        raise BadInput(f"{parent} (the parent of DEST) is not a directory") from None
+    except OSError as exc:
+        raise JobFailed(f"cannot create {parent} (the parent of DEST): {exc.strerror}") from None
 
 
 def _remove_stale_temps(parent: str, name: str) -> None:

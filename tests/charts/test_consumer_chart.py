@@ -329,7 +329,7 @@ def test_the_readme_example_renders(helm: Helm, tmp_path: Path) -> None:
 
 
 def test_the_readme_permissions_example_renders(helm: Helm, tmp_path: Path) -> None:
-    """The top README's permissions step: first, root with CHOWN and FOWNER only, on the PVC."""
+    """The top README's permissions step: first, root with Pod Security baseline's CHOWN, FOWNER and DAC_OVERRIDE."""
     readme = (ROOT / "README.md").read_text()
     values = yaml.safe_load(readme_block(readme, "initkit:\n  volumes:\n    - name: data\n"))
     _, obj = deployment_of(render(helm, readme_chart(helm, tmp_path, readme), tmp_path, values))  # validated
@@ -339,5 +339,5 @@ def test_the_readme_permissions_example_renders(helm: Helm, tmp_path: Path) -> N
     assert fix["args"] == ["permissions", "/data", "--owner", "1001:1001", "--mode", "g+rwX"]
     assert fix["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
     assert fix["securityContext"]["runAsUser"] == 0
-    assert fix["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]}
+    assert fix["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN", "FOWNER", "DAC_OVERRIDE"]}
     assert spec["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "myapp-data"}}]

@@ -72,7 +72,7 @@ def test_defaults_wait_for_myservice_and_mydb(helm: Helm) -> None:
     assert wait["args"] == ["wait-for", "dns:myservice", "dns:mydb", "--timeout", "5m", "--interval", "2s"]
     assert wait["image"] == SLIM, "steps that need no git run the slim image"
     assert wait["imagePullPolicy"] == "IfNotPresent"
-    assert wait["env"] == DOWNWARD_ENV
+    assert "env" not in wait, "wait-for reads no pod.*: no Downward API env (downwardAPI: auto)"
     assert wait["securityContext"] == HARDENED
     assert wait["resources"] == {
         "requests": {"cpu": "10m", "memory": "32Mi"},
@@ -100,8 +100,8 @@ def test_all_steps_in_the_order_given(helm: Helm) -> None:
     assert [c["args"][1] for c in containers] == ["wait-for", "register", "sleep", "git-clone", "render"]
     for container in containers:
         assert container["args"][0] == "--debug"
-        assert container["env"][:5] == DOWNWARD_ENV
-        assert container["env"][5:] == [{"name": "TZ", "value": "UTC"}]
+        downward = DOWNWARD_ENV if container["name"] in ("register", "render") else []
+        assert container["env"] == [*downward, {"name": "TZ", "value": "UTC"}], "the Downward API only where read"
         assert container["securityContext"] == HARDENED
         assert container["imagePullPolicy"] == "Always"
         digest = "2" if container["name"] == "git-clone" else "3"
@@ -267,7 +267,7 @@ def test_no_secret_is_rendered(helm: Helm) -> None:
         docs = helm.template(values)
         assert not [d for d in docs if d["kind"] == "Secret"], values.name
         for container in init_containers(docs):
-            for env in container["env"]:
+            for env in container.get("env", []):
                 assert "value" not in env or env["name"] == "TZ", (values.name, env)
 
 
@@ -341,7 +341,7 @@ def test_step_overrides_and_disabled_steps(helm: Helm, tmp_path: Path) -> None:
     assert second["args"] == ["--log-format", "json", "--quiet", "sleep", "1m30s", "--extra"]
     assert second["securityContext"] == {**HARDENED, "runAsUser": 1000, "readOnlyRootFilesystem": False}
     assert "resources" not in second
-    assert second["env"] == [*DOWNWARD_ENV, {"name": "EXTRA", "value": "1"}]
+    assert second["env"] == [{"name": "EXTRA", "value": "1"}]
     assert wait["args"][3:] == ["wait-for", "tcp:mydb:5432", "file:/ready"]
 
 
@@ -493,7 +493,7 @@ ROOT_CHOWN = {
     "runAsNonRoot": False,
     "runAsUser": 0,
     "runAsGroup": 0,
-    "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER"]},
+    "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER", "DAC_OVERRIDE"]},
 }
 DATA = {"name": "data", "mountPath": "/data"}
 
@@ -509,12 +509,9 @@ def test_permissions_replaces_bitnamis_volume_permissions(helm: Helm) -> None:
     fix = containers[0]
     assert fix["args"] == ["permissions", "/data", "/logs", "--owner", "1001:1001", "--mode", "g+rwX"]
     assert fix["image"] == SLIM
-    assert fix["securityContext"] == {
-        **ROOT_CHOWN,
-        "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER", "DAC_READ_SEARCH"]},
-    }
+    assert fix["securityContext"] == ROOT_CHOWN, "Pod Security baseline's capabilities only"
     assert fix["volumeMounts"] == [{"name": "data", "mountPath": "/data"}, {"name": "logs", "mountPath": "/logs"}]
-    assert fix["env"] == DOWNWARD_ENV
+    assert "env" not in fix
     assert containers[1]["securityContext"] == HARDENED, "the other steps stay non-root"
     assert by_name(workload(docs)["volumes"])["data"]["persistentVolumeClaim"] == {"claimName": "myapp-data"}
 
@@ -580,16 +577,13 @@ def test_permissions_security_context_keys(helm: Helm, tmp_path: Path) -> None:
     )
     first, second = init_containers(helm.template(values))
     localhost = {"type": "Localhost", "localhostProfile": "initkit.json"}
-    assert first["securityContext"] == {
-        **ROOT_CHOWN,
-        "seccompProfile": localhost,
-        "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "FOWNER", "DAC_OVERRIDE"]},
-    }
+    assert first["securityContext"] == {**ROOT_CHOWN, "seccompProfile": localhost}, "DAC_OVERRIDE once"
     assert second["securityContext"] == {**ROOT_CHOWN, "seccompProfile": localhost, "runAsGroup": 1001}
 
 
 OPENSHIFT_REFUSED = (
-    'step "fix" (permissions) runs as root with CAP_CHOWN and CAP_FOWNER, which OpenShift\'s restricted SCC refuses'
+    'step "fix" (permissions) runs as root with CAP_CHOWN, CAP_FOWNER and CAP_DAC_OVERRIDE, which OpenShift\'s '
+    "restricted SCC refuses"
 )
 
 

@@ -116,7 +116,7 @@ def adapt_for_podman(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for doc in docs:
         if doc["kind"] == "Pod":
             for container in doc["spec"]["initContainers"]:
-                env = [e for e in container["env"] if e["name"] != "POD_IP"]
+                env = [e for e in container.get("env", []) if e["name"] != "POD_IP"]
                 container["env"] = [
                     {"name": e["name"], "value": PODMAN_ENV[e["name"]]} if e["name"] in PODMAN_ENV else e for e in env
                 ]

@@ -2,7 +2,7 @@
 
 Every step of the example chart (each ci/*-values.yaml, rendered as a bare Pod so `enforce`
 applies, not only a warning) is admitted under `restricted`, except `permissions`, which runs
-as root with CHOWN and FOWNER and is admitted under `baseline`.
+as root with CHOWN, FOWNER and DAC_OVERRIDE and is admitted under `baseline`.
 """
 
 from __future__ import annotations
@@ -44,20 +44,18 @@ def test_permissions_refused_under_restricted(kube: Kube, helm: Helm) -> None:
         dry_run(kube, helm, PERMISSIONS, ns)
 
 
-def test_permissions_admitted_under_baseline(kube: Kube, helm: Helm, tmp_path: Path) -> None:
-    """The permissions step with its default capabilities (CHOWN, FOWNER: both in baseline)."""
+def test_permissions_ci_values_admitted_under_baseline(kube: Kube, helm: Helm) -> None:
+    """The permissions step as ci/permissions-values.yaml writes it, with its default
+    capabilities (CHOWN, FOWNER, DAC_OVERRIDE: all in baseline; never DAC_READ_SEARCH)."""
+    ns = kube.namespace("baseline")
+    assert "pod/myapp-initkit-example created (server dry run)" in dry_run(kube, helm, PERMISSIONS, ns)
+
+
+def test_dac_read_search_is_refused_under_baseline(kube: Kube, helm: Helm, tmp_path: Path) -> None:
+    """The control: baseline is enforced, and the capability the chart no longer adds is outside it."""
     values = yaml.safe_load(PERMISSIONS.read_text())
-    del values["initkit"]["steps"]["volume-permissions"]["extraCapabilities"]
+    values["initkit"]["steps"]["volume-permissions"]["extraCapabilities"] = ["DAC_READ_SEARCH"]
     (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
     ns = kube.namespace("baseline")
-    assert "pod/myapp-initkit-example created (server dry run)" in dry_run(kube, helm, tmp_path / "values.yaml", ns)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=KubectlFailed,
-    reason="ci/permissions-values.yaml adds DAC_READ_SEARCH, which baseline does not allow: left to issue 17",
-)
-def test_permissions_ci_values_admitted_under_baseline(kube: Kube, helm: Helm) -> None:
-    ns = kube.namespace("baseline")
-    dry_run(kube, helm, PERMISSIONS, ns)
+    with pytest.raises(KubectlFailed, match=r"violates PodSecurity \"baseline:latest\".*DAC_READ_SEARCH"):
+        dry_run(kube, helm, tmp_path / "values.yaml", ns)

@@ -26,12 +26,13 @@ Usage:
 {{- $mounts := $own.mounts | default list -}}
 {{- range $refs }}{{ $mounts = append $mounts (dict "name" .volume "mountPath" .dir "readOnly" true) }}{{ end -}}
 {{- $mounts = concat $mounts ($step.volumeMounts | default list) -}}
-{{- $env := concat (include "initkit.downwardEnv" $ctx | fromYamlArray) ($ik.env | default list) ($step.env | default list) -}}
+{{- $env := concat ((include "initkit.tplTree" (dict "value" ($ik.env | default list) "context" $ctx "where" "env") | fromYaml).value) ($step.env | default list) -}}
+{{- if include "initkit.usesDownwardAPI" (dict "values" $ik "step" $step) }}{{ $env = concat (include "initkit.downwardEnv" $ctx | fromYamlArray) $env }}{{ end -}}
 {{- $pullPolicy := (($step.image | default dict).pullPolicy | default (($ik.image | default dict).pullPolicy | default "IfNotPresent")) -}}
 {{- $container := dict "name" $step.name "image" (include "initkit.image" (dict "values" $ik "context" $ctx "step" $step)) "imagePullPolicy" $pullPolicy -}}
 {{- with $ik.command }}{{ $_ := set $container "command" . }}{{ end -}}
 {{- $_ := set $container "args" $args -}}
-{{- $_ := set $container "env" $env -}}
+{{- with $env }}{{ $_ := set $container "env" . }}{{ end -}}
 {{- with (include "initkit.securityContext" (dict "values" $ik "context" $ctx "step" $step) | fromYaml) }}{{ $_ := set $container "securityContext" . }}{{ end -}}
 {{- $resources := hasKey $step "resources" | ternary $step.resources $ik.resources -}}
 {{- with $resources }}{{ $_ := set $container "resources" . }}{{ end -}}
@@ -72,7 +73,7 @@ Usage:
 {{- include "initkit.validate" . -}}
 {{- $ctx := .context -}}
 {{- $mode := .values.fileMode | default 292 | int -}}
-{{- $volumes := .values.volumes | default list -}}
+{{- $volumes := (include "initkit.tplTree" (dict "value" (.values.volumes | default list) "context" $ctx "where" "volumes") | fromYaml).value -}}
 {{- range (include "initkit.steps" . | fromYaml).steps -}}
 {{- range (include "initkit.refs" (dict "step" . "context" $ctx) | fromYaml).refs -}}
 {{- $items := list (dict "key" .key "path" .key) -}}

@@ -47,6 +47,54 @@ Usage:
 {{- end -}}
 
 {{/*
+initkit.tplTree: a values tree (map, list or scalar) with every string that holds "{{"
+rendered by initkit.tpl, as YAML {value: ...}; other values are kept as they are. `skip`
+lists dotted paths (below the tree) kept as written: initkit's runtime Jinja (register's
+data and json). A templated value under a key Kubernetes or the CLI reads as a number
+(runAsUser, uid, depth, ...) or a boolean (enabled, readOnly, runAsNonRoot, ...) is
+converted to one, and fails naming `where` and the path when it is not one.
+Usage:
+  {{- $step = (include "initkit.tplTree" (dict "value" $step "context" $ "where" "steps.web" "skip" (list "data")) | fromYaml).value }}
+*/}}
+{{- define "initkit.tplTree" -}}
+{{- $value := .value -}}
+{{- $path := .path | default "" -}}
+{{- $key := .key | default "" -}}
+{{- if kindIs "map" $value -}}
+{{- $out := dict -}}
+{{- range $k, $v := $value -}}
+{{- $p := (ne $path "") | ternary (printf "%s.%s" $path $k) $k -}}
+{{- if has $p ($.skip | default list) -}}
+{{- $_ := set $out $k $v -}}
+{{- else -}}
+{{- $_ := set $out $k (include "initkit.tplTree" (dict "value" $v "context" $.context "where" $.where "skip" $.skip "path" $p "key" $k) | fromYaml).value -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml (dict "value" $out) -}}
+{{- else if kindIs "slice" $value -}}
+{{- $out := list -}}
+{{- range $i, $v := $value -}}
+{{- $out = append $out (include "initkit.tplTree" (dict "value" $v "context" $.context "where" $.where "skip" $.skip "path" (printf "%s[%d]" $path $i) "key" $key) | fromYaml).value -}}
+{{- end -}}
+{{- toYaml (dict "value" $out) -}}
+{{- else if and (kindIs "string" $value) (contains "{{" $value) -}}
+{{- $text := include "initkit.tpl" (dict "value" $value "context" .context) -}}
+{{- $where := printf "initkit: %s: %q gave %q" (list .where $path | compact | join ".") $value $text -}}
+{{- if has $key (list "runAsUser" "runAsGroup" "fsGroup" "uid" "gid" "depth" "attempts" "stripComponents") -}}
+{{- if not (regexMatch "^[0-9]+$" $text) }}{{ fail (printf "%s, which is not a whole number" $where) }}{{ end -}}
+{{- toYaml (dict "value" (int64 $text)) -}}
+{{- else if has $key (list "enabled" "extract" "readOnly" "runAsNonRoot" "readOnlyRootFilesystem" "allowPrivilegeEscalation" "privileged" "openshiftAllowRoot" "slim" "optional") -}}
+{{- if not (has $text (list "true" "false")) }}{{ fail (printf "%s, which is not true or false" $where) }}{{ end -}}
+{{- toYaml (dict "value" (eq $text "true")) -}}
+{{- else -}}
+{{- toYaml (dict "value" $text) -}}
+{{- end -}}
+{{- else -}}
+{{- toYaml (dict "value" $value) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 initkit.appVersion: the appVersion of the initkit chart among the parent's subcharts,
 found by its annotation (Helm renames an aliased chart to its alias), else "".
 Usage:
@@ -107,17 +155,20 @@ Usage:
 {{- end -}}
 
 {{/*
-initkit.imagePullSecrets: the pod's imagePullSecrets for the initkit images:
-image.pullSecrets, then global.imagePullSecrets (names, or {name: ...}), without
-duplicates, as a YAML list (no key); empty when there are none.
+initkit.imagePullSecrets: the pod's imagePullSecrets for the initkit images, merged with
+the pod's own: `secrets` (the consumer's list, e.g. .Values.imagePullSecrets; optional),
+then image.pullSecrets, then global.imagePullSecrets (names, or {name: ...}; names go
+through tpl), without duplicates, as a YAML list (no key); empty when there are none.
 Usage:
+  {{- with include "initkit.imagePullSecrets" (dict "values" .Values.initkit "context" $ "secrets" .Values.imagePullSecrets) }}
   imagePullSecrets:
-    {{- include "initkit.imagePullSecrets" (dict "values" .Values.initkit "context" $) | nindent 4 }}
+    {{- . | nindent 4 }}
+  {{- end }}
 */}}
 {{- define "initkit.imagePullSecrets" -}}
 {{- include "initkit.validate" . -}}
 {{- $names := list -}}
-{{- $all := concat ((.values.image | default dict).pullSecrets | default list) ((.context.Values.global | default dict).imagePullSecrets | default list) -}}
+{{- $all := concat (.secrets | default list) ((.values.image | default dict).pullSecrets | default list) ((.context.Values.global | default dict).imagePullSecrets | default list) -}}
 {{- range $all -}}
 {{- $name := . -}}
 {{- if kindIs "map" . }}{{ $name = .name | default "" }}{{ end -}}
@@ -127,6 +178,22 @@ Usage:
 {{- $secrets := list -}}
 {{- range $names }}{{ $secrets = append $secrets (dict "name" .) }}{{ end -}}
 {{- with $secrets }}{{ toYaml . }}{{ end -}}
+{{- end -}}
+
+{{/*
+initkit.renderImagePullSecrets: the pod's one `imagePullSecrets:` key with
+initkit.imagePullSecrets' merged list (the consumer's `secrets` first), or nothing when
+the list is empty. Put it in place of the pod's own imagePullSecrets block, never beside
+it: a second key would silently replace the first.
+Usage:
+  spec:
+    {{- include "initkit.renderImagePullSecrets" (dict "values" .Values.initkit "context" $ "secrets" .Values.imagePullSecrets) | nindent 2 }}
+*/}}
+{{- define "initkit.renderImagePullSecrets" -}}
+{{- with include "initkit.imagePullSecrets" . -}}
+imagePullSecrets:
+{{ . }}
+{{- end -}}
 {{- end -}}
 
 {{/*
@@ -143,8 +210,9 @@ Usage:
 {{- end -}}
 
 {{/*
-initkit.downwardEnv: the Downward API env of every initkit container
-(POD_IP, POD_NAME, POD_NAMESPACE, POD_UID, NODE_NAME), as a YAML list.
+initkit.downwardEnv: the Downward API env (POD_IP, POD_NAME, POD_NAMESPACE, POD_UID,
+NODE_NAME), as a YAML list: what render and register read (initkit.usesDownwardAPI says
+which steps get it).
 Usage:
   env:
     {{- include "initkit.downwardEnv" . | nindent 4 }}
@@ -170,6 +238,28 @@ Usage:
   valueFrom:
     fieldRef:
       fieldPath: spec.nodeName
+{{- end -}}
+
+{{/*
+initkit.usesDownwardAPI: "true" when a step gets the Downward API env: its `downwardAPI`
+(else the configuration's) is true, or auto (the default) and the step is a render or a
+register (their Jinja reads pod.*), or its values mention POD_ or NODE_NAME (e.g. an env
+value or an extra argument naming $POD_NAME); else "".
+Usage:
+  {{- if include "initkit.usesDownwardAPI" (dict "values" .Values.initkit "step" $step) }}...{{ end }}
+*/}}
+{{- define "initkit.usesDownwardAPI" -}}
+{{- $step := .step -}}
+{{- $mode := hasKey $step "downwardAPI" | ternary $step.downwardAPI (.values.downwardAPI | default "auto") | toString -}}
+{{- if not (has $mode (list "auto" "true" "false")) -}}
+{{- fail (printf "initkit: step %q: downwardAPI %q is unknown; use auto, true or false" $step.name $mode) -}}
+{{- end -}}
+{{- if eq $mode "auto" -}}
+{{- $text := toYaml (omit $step "downwardAPI" "name") -}}
+{{- if or (has $step.kind (list "render" "register")) (contains "POD_" $text) (contains "NODE_NAME" $text) }}true{{ end -}}
+{{- else if eq $mode "true" -}}
+true
+{{- end -}}
 {{- end -}}
 
 {{/*
@@ -207,8 +297,10 @@ Usage:
 
 {{/*
 initkit.securityContext: the hardened container securityContext of a step: the
-configuration's securityContext with the step's own keys on top, adapted to OpenShift
-(a permissions step's is initkit.permissionsSecurityContext: root with CHOWN and FOWNER).
+configuration's securityContext (through tpl) with the step's own keys on top (a git-clone
+step's `owner`, "UID[:GID]", sets runAsUser and runAsGroup: the checkout is the app's),
+adapted to OpenShift (a permissions step's is initkit.permissionsSecurityContext: root
+with CHOWN, FOWNER and DAC_OVERRIDE).
 Usage:
   securityContext:
     {{- include "initkit.securityContext" (dict "values" .Values.initkit "context" $ "step" $step) | nindent 4 }}
@@ -217,8 +309,20 @@ Usage:
 {{- if eq ((.step | default dict).kind | default "") "permissions" -}}
 {{- include "initkit.permissionsSecurityContext" . -}}
 {{- else -}}
-{{- $sc := deepCopy (.values.securityContext | default dict) -}}
-{{- range $key, $value := ((.step | default dict).securityContext | default dict) }}{{ $_ := set $sc $key $value }}{{ end -}}
+{{- $step := .step | default dict -}}
+{{- $sc := (include "initkit.tplTree" (dict "value" (.values.securityContext | default dict) "context" .context "where" "securityContext") | fromYaml).value -}}
+{{- range $key, $value := ($step.securityContext | default dict) }}{{ $_ := set $sc $key $value }}{{ end -}}
+{{- if and (eq ($step.kind | default "") "git-clone") (hasKey $step "owner") -}}
+{{- $owner := toString $step.owner -}}
+{{- if not (regexMatch "^[0-9]{1,10}(:[0-9]{1,10})?$" $owner) -}}
+{{- fail (printf "initkit: step %q (git-clone) owner %q: give UID or UID:GID, numbers (the app's user, which git in the checkout runs as)" $step.name $owner) -}}
+{{- end -}}
+{{- $ids := splitList ":" $owner -}}
+{{- if eq (first $ids) "0" }}{{ fail (printf "initkit: step %q (git-clone) owner: uid 0 is root; git-clone never runs as root" $step.name) }}{{ end -}}
+{{- if hasKey ($step.securityContext | default dict) "runAsUser" }}{{ fail (printf "initkit: step %q (git-clone): set owner or securityContext.runAsUser, not both" $step.name) }}{{ end -}}
+{{- $_ := set $sc "runAsUser" (int64 (first $ids)) -}}
+{{- if eq (len $ids) 2 }}{{ $_ := set $sc "runAsGroup" (int64 (last $ids)) }}{{ end -}}
+{{- end -}}
 {{- include "initkit.adaptSecurityContext" (dict "securityContext" $sc "context" .context) -}}
 {{- end -}}
 {{- end -}}
@@ -241,6 +345,9 @@ Usage:
 {{- if not (kindIs "map" $step) -}}
 {{- fail (printf "initkit: steps.%s must be a map with a kind and an order, got %v" $name $step) -}}
 {{- end -}}
+{{- $skip := list -}}
+{{- if eq ($step.kind | default "") "register" }}{{ $skip = list "data" "json" "sidecar.data" "sidecar.json" }}{{ end -}}
+{{- $step = merge (include "initkit.tplTree" (dict "value" (omit $step "kind" "order") "context" $.context "where" (printf "steps.%s" $name) "skip" $skip) | fromYaml).value (pick $step "kind" "order") -}}
 {{- if dig "enabled" true $step -}}
 {{- if not (regexMatch "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" $name) -}}
 {{- fail (printf "initkit: steps.%s: the step name is the container name: lower-case letters, digits and '-', at most 63" $name) -}}
@@ -262,7 +369,21 @@ Usage:
 {{- end -}}
 {{- end -}}
 {{- $out := list -}}
-{{- range $key := keys $byOrder | sortAlpha }}{{ $out = append $out (index $byOrder $key) }}{{ end -}}
+{{- range $key := keys $byOrder | sortAlpha -}}
+{{- $step := index $byOrder $key -}}
+{{- if eq $step.kind "permissions" -}}
+{{- $groups := (include "initkit.permissions.groups" (dict "step" $step "where" (printf "initkit: step %q (permissions)" $step.name)) | fromYaml).groups -}}
+{{- range $i, $group := $groups -}}
+{{- $name := (gt $i 0) | ternary (printf "%s-%d" $step.name (add1 $i)) $step.name -}}
+{{- if and (gt $i 0) (hasKey $steps $name) -}}
+{{- fail (printf "initkit: steps.%s has %d (owner, mode) groups of paths, run as containers %s, %s-2, ...; %s is taken by another step: rename one" $step.name (len $groups) $step.name $step.name $name) -}}
+{{- end -}}
+{{- $out = append $out (merge (dict "name" $name) $group (omit $step "name" "paths" "owner" "uid" "gid" "mode")) -}}
+{{- end -}}
+{{- else -}}
+{{- $out = append $out $step -}}
+{{- end -}}
+{{- end -}}
 {{- toYaml (dict "steps" $out) -}}
 {{- end -}}
 
@@ -313,9 +434,9 @@ Usage:
 {{- $dir := printf "/var/run/initkit/%s" $purpose -}}
 {{- $entry := dict "purpose" $purpose "volume" (printf "%s-%s" $step.name $purpose) "dir" $dir "path" (printf "%s/%s" $dir $key) "key" $key -}}
 {{- if $ref.secret -}}
-{{- $_ := set $entry "secret" (include "initkit.tpl" (dict "value" $ref.secret "context" $.context)) -}}
+{{- $_ := set $entry "secret" (toString $ref.secret) -}}
 {{- else -}}
-{{- $_ := set $entry "configMap" (include "initkit.tpl" (dict "value" $ref.configMap "context" $.context)) -}}
+{{- $_ := set $entry "configMap" (toString $ref.configMap) -}}
 {{- end -}}
 {{- $refs = append $refs $entry -}}
 {{- end -}}

@@ -20,7 +20,7 @@ Usage (from initkit.container):
 {{- if not (regexMatch "^[0-9a-fA-F]{64}$" $sha) -}}
 {{- fail (printf "%s: sha256 must be 64 hex digits" $where) -}}
 {{- end -}}
-{{- $args := list (include "initkit.tpl" (dict "value" (required (printf "%s: url is required" $where) $step.url) "context" $ctx)) $out.dest "--sha256" $sha -}}
+{{- $args := list (toString (required (printf "%s: url is required" $where) $step.url)) $out.dest "--sha256" $sha -}}
 {{- if $step.extract }}{{ $args = append $args "--extract" }}{{ end -}}
 {{- if hasKey $step "stripComponents" -}}
 {{- if not $step.extract }}{{ fail (printf "%s: stripComponents needs extract: true" $where) }}{{ end -}}
@@ -31,7 +31,7 @@ Usage (from initkit.container):
 {{- if not (kindIs "string" $step.mode) }}{{ fail (printf "%s: mode must be a string: quote it (mode: \"0755\"), YAML reads 0755 as the number 493" $where) }}{{ end -}}
 {{- $args = concat $args (list "--mode" $step.mode) -}}
 {{- end -}}
-{{- range $step.headers | default list }}{{ $args = concat $args (list "--header" (include "initkit.tpl" (dict "value" . "context" $ctx))) }}{{ end -}}
+{{- range $step.headers | default list }}{{ $args = concat $args (list "--header" (toString .)) }}{{ end -}}
 {{- with $file.token }}{{ $args = concat $args (list "--token-file" .) }}{{ end -}}
 {{- with $file.ca }}{{ $args = concat $args (list "--ca-file" .) }}{{ end -}}
 {{- with $step.attempts }}{{ $args = concat $args (list "--attempts" (toString .)) }}{{ end -}}

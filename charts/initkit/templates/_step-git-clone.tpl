@@ -9,13 +9,13 @@ Usage (from initkit.container):
 {{- $file := .file -}}
 {{- $ctx := .context -}}
 {{- $out := include "initkit.destination" (dict "step" $step "where" .where "context" $ctx "defaultToMount" true) | fromYaml -}}
-{{- $args := list (include "initkit.tpl" (dict "value" (required (printf "%s: repo is required" .where) $step.repo) "context" $ctx)) $out.dest -}}
-{{- with $step.ref }}{{ $args = concat $args (list "--ref" (include "initkit.tpl" (dict "value" . "context" $ctx))) }}{{ end -}}
+{{- $args := list (toString (required (printf "%s: repo is required" .where) $step.repo)) $out.dest -}}
+{{- with $step.ref }}{{ $args = concat $args (list "--ref" (toString .)) }}{{ end -}}
 {{- if hasKey $step "depth" }}{{ $args = concat $args (list "--depth" (toString $step.depth)) }}{{ end -}}
 {{- $submodules := $step.submodules -}}
 {{- if kindIs "bool" $submodules }}{{ $submodules = ternary "recursive" "off" $submodules }}{{ end -}}
 {{- with $submodules }}{{ $args = append $args (printf "--submodules=%s" .) }}{{ end -}}
-{{- with $step.username }}{{ $args = concat $args (list "--username" (include "initkit.tpl" (dict "value" . "context" $ctx))) }}{{ end -}}
+{{- with $step.username }}{{ $args = concat $args (list "--username" (toString .)) }}{{ end -}}
 {{- with $file.password }}{{ $args = concat $args (list "--password-file" .) }}{{ end -}}
 {{- if and $file.password (not $step.username) }}{{ fail (printf "%s: password needs a username" .where) }}{{ end -}}
 {{- with (index $file "ssh-key") }}{{ $args = concat $args (list "--ssh-key-file" .) }}{{ end -}}

@@ -12,12 +12,12 @@ Usage (from initkit.container):
 {{- define "initkit.step.register" -}}
 {{- $step := .step -}}
 {{- $file := .file -}}
-{{- $args := list (include "initkit.tpl" (dict "value" (required (printf "%s: url is required" .where) $step.url) "context" .context)) -}}
+{{- $args := list (toString (required (printf "%s: url is required" .where) $step.url)) -}}
 {{- with $step.method }}{{ $args = concat $args (list "--method" .) }}{{ end -}}
 {{- if and $step.data $step.json }}{{ fail (printf "%s: set either data or json, not both" .where) }}{{ end -}}
 {{- with $step.data }}{{ $args = concat $args (list "--data" .) }}{{ end -}}
 {{- with $step.json }}{{ $args = concat $args (list "--json" (kindIs "string" . | ternary . (toJson .))) }}{{ end -}}
-{{- range $step.headers | default list }}{{ $args = concat $args (list "--header" (include "initkit.tpl" (dict "value" . "context" $.context))) }}{{ end -}}
+{{- range $step.headers | default list }}{{ $args = concat $args (list "--header" (toString .)) }}{{ end -}}
 {{- with $file.token }}{{ $args = concat $args (list "--token-file" .) }}{{ end -}}
 {{- with $file.ca }}{{ $args = concat $args (list "--ca-file" .) }}{{ end -}}
 {{- with $step.attempts }}{{ $args = concat $args (list "--attempts" (toString .)) }}{{ end -}}
@@ -33,7 +33,7 @@ Usage (from initkit.container):
 {{- end -}}
 {{- with $sidecar.method }}{{ $args = concat $args (list "--deregister-method" .) }}{{ end -}}
 {{- if and (or $sidecar.url $sidecar.data $sidecar.json) (not $sidecar.method) }}{{ fail (printf "%s: sidecar url, data and json describe the deregister request: set sidecar.method too" .where) }}{{ end -}}
-{{- with $sidecar.url }}{{ $args = concat $args (list "--deregister-url" (include "initkit.tpl" (dict "value" . "context" $.context))) }}{{ end -}}
+{{- with $sidecar.url }}{{ $args = concat $args (list "--deregister-url" (toString .)) }}{{ end -}}
 {{- if and $sidecar.data $sidecar.json }}{{ fail (printf "%s: sidecar: set either data or json, not both" .where) }}{{ end -}}
 {{- with $sidecar.data }}{{ $args = concat $args (list "--deregister-data" .) }}{{ end -}}
 {{- with $sidecar.json }}{{ $args = concat $args (list "--deregister-json" (kindIs "string" . | ternary . (toJson .))) }}{{ end -}}

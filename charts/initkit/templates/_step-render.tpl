@@ -14,15 +14,15 @@ Usage (from initkit.container):
 {{- range $i, $v := $step.values | default list }}{{ $args = concat $args (list "--values" (index $file (printf "values-%d" $i))) }}{{ end -}}
 {{- $set := $step.set | default dict -}}
 {{- range $key := keys $set | sortAlpha -}}
-{{- $args = concat $args (list "--set" (printf "%s=%s" $key (include "initkit.tpl" (dict "value" (index $set $key) "context" $ctx)))) -}}
+{{- $args = concat $args (list "--set" (printf "%s=%s" $key (toString (index $set $key)))) -}}
 {{- end -}}
 {{- with $step.mode }}{{ $args = concat $args (list "--mode" (toString .)) }}{{ end -}}
 {{- toYaml (dict "args" $args "mounts" (list $out.mount)) -}}
 {{- end -}}
 
 {{/*
-initkit.destination: the pod volume mount and the destination path (through tpl) of a
-step that writes (git-clone, render, fetch), as YAML {mount: {...}, dest: PATH}. The
+initkit.destination: the pod volume mount (with its subPath, if any) and the destination
+path of a step that writes (git-clone, render, fetch), as YAML {mount: {...}, dest: PATH}. The
 destination must be the mountPath or below it: the root filesystem is read-only.
 Usage:
   {{- $out := include "initkit.destination" (dict "step" $step "where" $where "context" $ctx "defaultToMount" true) | fromYaml }}
@@ -31,7 +31,7 @@ Usage:
 {{- $volume := .step.volume | default dict -}}
 {{- $name := required (printf "%s: volume.name is required (the pod volume it writes into)" .where) (dig "name" "" $volume) -}}
 {{- $mountPath := required (printf "%s: volume.mountPath is required" .where) (dig "mountPath" "" $volume) -}}
-{{- $dest := include "initkit.tpl" (dict "value" (.step.dest | default "") "context" .context) -}}
+{{- $dest := toString (.step.dest | default "") -}}
 {{- if .defaultToMount -}}
 {{- $dest = $dest | default $mountPath -}}
 {{- else -}}
@@ -40,5 +40,7 @@ Usage:
 {{- if not (or (eq $dest $mountPath) (hasPrefix (printf "%s/" (trimSuffix "/" $mountPath)) $dest)) -}}
 {{- fail (printf "%s: dest %q must be %s or below it (the root filesystem is read-only)" .where $dest $mountPath) -}}
 {{- end -}}
-{{- toYaml (dict "mount" (dict "name" $name "mountPath" $mountPath) "dest" $dest) -}}
+{{- $mount := dict "name" (toString $name) "mountPath" $mountPath -}}
+{{- with $volume.subPath }}{{ $_ := set $mount "subPath" (toString .) }}{{ end -}}
+{{- toYaml (dict "mount" $mount "dest" $dest) -}}
 {{- end -}}

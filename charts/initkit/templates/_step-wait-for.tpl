@@ -9,10 +9,10 @@ Usage (from initkit.container):
 {{- $args := list -}}
 {{- range (required (printf "%s: targets is required" .where) $step.targets) -}}
 {{- if not (kindIs "string" .) }}{{ fail (printf "%s: target %v must be a string such as dns:NAME or tcp:HOST:PORT" $.where .) }}{{ end -}}
-{{- $args = append $args (include "initkit.tpl" (dict "value" . "context" $.context)) -}}
+{{- $args = append $args (toString .) -}}
 {{- end -}}
 {{- with $step.timeout }}{{ $args = concat $args (list "--timeout" (include "initkit.duration" .)) }}{{ end -}}
 {{- with $step.interval }}{{ $args = concat $args (list "--interval" (include "initkit.duration" .)) }}{{ end -}}
-{{- with $step.dnsServer }}{{ $args = concat $args (list "--dns-server" (include "initkit.tpl" (dict "value" . "context" $.context))) }}{{ end -}}
+{{- with $step.dnsServer }}{{ $args = concat $args (list "--dns-server" (toString .)) }}{{ end -}}
 {{- toYaml (dict "args" $args "mounts" (list)) -}}
 {{- end -}}
