@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from initkit.commands.permissions import Owner, _Level, _Walker
 from initkit.errors import JobFailed
 from initkit.modes import parse
+from initkit.owners import Owner
+from initkit.permtree import Level as _Level
+from initkit.permtree import Walker as _Walker
 from tests.conftest import initkit_command, missing, requirement
 
 OTHER = 2000  # the previous owner of the volume's files
