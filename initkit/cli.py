@@ -24,6 +24,7 @@ COMMANDS = {
     "render": ("initkit.commands.render", "Render Jinja templates with pod facts and values."),
     "fetch": ("initkit.commands.fetch", "Download a file or archive, verify its SHA-256, and put it in place."),
     "permissions": ("initkit.commands.permissions", "Set a volume's owner and mode, changing only what differs."),
+    "copy": ("initkit.commands.copy", "Copy files out of an image or a ConfigMap into a volume, idempotently."),
     "info": ("initkit.commands.info", "Print the pod facts as JSON."),
 }
 
