@@ -96,16 +96,20 @@ class Copier:
         self.token = token or cancel.current()
         self._old: dict[str, list[Any]] = {}  # the manifest found: relative path -> ["f", sha256] or ["l", target]
         self._new: dict[str, list[Any]] = {}
-        self._seen: dict[str, tuple[str, bool]] = {}  # relative path -> the SRC that gave it, is a directory
+        self._seen: dict[str, tuple[int, bool]] = {}  # relative path -> the SRC that gave it, is a directory
+        self._sources: list[str] = []
+        self._index = 0
 
     # ---- the run ----------------------------------------------------------------------------------
 
     def run(self, sources: list[str], dest_fd: int) -> Counts:
         """Copy each SRC (a directory's content, or a file) into DEST, open as dest_fd."""
+        self._sources = sources
         self._old = self._read_manifest(dest_fd)
         self._new = dict(self._old)  # no pruning: what SRC no longer holds is left as it is
         fs.sweep(dest_fd, (MANIFEST,))
-        for source in sources:
+        for index, source in enumerate(sources):
+            self._index = index
             self._copy_source(source, dest_fd)
         data = json.dumps({"version": 1, "entries": self._new}, sort_keys=True, separators=(",", ":")).encode()
         try:
@@ -179,9 +183,11 @@ class Copier:
         counts.entries += 1
         if limit and counts.entries > limit:
             raise LimitExceeded(f"SRC holds more than {limit} entries (--max-entries); stopped at {show(source)}")
-        earlier = self._seen.setdefault(rel, (source, is_dir))
-        if earlier[0] != source and not (is_dir and earlier[1]):
-            raise BadInput(f"{show(rel)} is in both {show(earlier[0])} and {show(source)}: one SRC per name")
+        earlier = self._seen.setdefault(rel, (self._index, is_dir))
+        if earlier[0] != self._index and not (is_dir and earlier[1]):
+            raise BadInput(
+                f"{show(rel)} is in both {show(self._sources[earlier[0]])} and {show(source)}: one SRC per name"
+            )
 
     def _check(self) -> None:
         """SIGTERM (Stopped) or the --timeout passed (exit 1): between two entries, two chunks."""
@@ -453,11 +459,15 @@ class Copier:
         except FileNotFoundError:
             return {}
         except OSError as exc:
-            return self._bad_manifest(exc.strerror or str(exc))
+            if exc.errno != errno.ELOOP:
+                raise JobFailed(f"cannot read {self._shown(MANIFEST)}: {exc.strerror or exc}") from None
+            return self._bad_manifest("a symlink", dest_fd)
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_MANIFEST:
-                return self._bad_manifest("not a regular file" if not stat.S_ISREG(st.st_mode) else "too large")
+            if not stat.S_ISREG(st.st_mode):
+                return self._bad_manifest("not a regular file", dest_fd)
+            if st.st_size > MAX_MANIFEST:
+                return self._bad_manifest("too large")
             data = os.read(fd, MAX_MANIFEST + 1)
         finally:
             os.close(fd)
@@ -473,8 +483,17 @@ class Copier:
             if isinstance(value, list) and len(value) == 2 and value[0] in ("f", "l") and isinstance(value[1], str)
         }
 
-    def _bad_manifest(self, why: str) -> dict[str, list[Any]]:
+    def _bad_manifest(self, why: str, dest_fd: int | None = None) -> dict[str, list[Any]]:
+        """No record: every file that differs from SRC is kept. A link, FIFO or directory at the
+        manifest's name is removed (never followed), so that the new one can be written."""
         log.warning(f"ignored {self._shown(MANIFEST)} ({why}): files that differ from SRC are kept")
+        if dest_fd is not None:
+            try:
+                fs.remove_tree(MANIFEST, dir_fd=dest_fd)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise JobFailed(f"cannot remove {self._shown(MANIFEST)}: {exc.strerror or exc}") from None
         return {}
 
     def _shown(self, rel: str) -> str:

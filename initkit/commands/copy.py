@@ -71,8 +71,8 @@ def command(
     dest_fd = _open_dest(dest, owner)
     try:
         for source in sources:
-            if _inside(source, dest_fd):
-                raise BadInput(f"{show(source)} is inside DEST {show(dest)}")
+            if _overlap(source, dest, dest_fd):
+                raise BadInput(f"SRC {show(source)} and DEST {show(dest)} overlap: the copy would copy itself")
         copier = Copier(dest, settings, cancel.current().child(timeout=timeout))
         counts = copier.run(list(sources), dest_fd)
     finally:
@@ -111,16 +111,25 @@ def _open_dest(dest: str, owner: Owner | None) -> int:
     return fd
 
 
-def _inside(source: str, dest_fd: int) -> bool:
-    """Whether SRC is DEST or below it: the copy would copy its own output."""
-    dest = os.fstat(dest_fd)
-    path = os.path.realpath(source)
+def _overlap(source: str, dest: str, dest_fd: int) -> bool:
+    """Whether SRC is DEST or below it, or DEST below SRC: the copy would copy its own output."""
+    dest_st = os.fstat(dest_fd)
+    try:
+        src_st = os.stat(source)
+    except OSError:
+        return False
+    return _below(source, (dest_st.st_dev, dest_st.st_ino)) or _below(dest, (src_st.st_dev, src_st.st_ino))
+
+
+def _below(path: str, top: tuple[int, int]) -> bool:
+    """Whether the directory `top` (st_dev, st_ino) is path or one of its parents, links resolved."""
+    path = os.path.realpath(path)
     while True:
         try:
             st = os.stat(path)
         except OSError:
             return False
-        if (st.st_dev, st.st_ino) == (dest.st_dev, dest.st_ino):
+        if (st.st_dev, st.st_ino) == top:
             return True
         parent = os.path.dirname(path)
         if parent == path:
