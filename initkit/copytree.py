@@ -507,6 +507,11 @@ class Copier:
         shown = self._shown("/".join(rel))
         if exc.errno == errno.ENOSPC:
             return JobFailed(f"cannot write {shown}: no space left on DEST's file system")
+        if exc.errno == errno.EACCES:
+            return JobFailed(
+                f"cannot write {shown}: permission denied (run the step as the app's user, or as root "
+                "with CAP_DAC_OVERRIDE to write into directories the app owns)"
+            )
         if exc.errno == errno.EPERM:
             return JobFailed(f"not permitted to change {shown}: the container needs CAP_CHOWN (and CAP_FOWNER)")
         return JobFailed(f"cannot write {shown}: {exc.strerror or exc}")

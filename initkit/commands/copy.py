@@ -68,13 +68,16 @@ def command(
     umask = os.umask(0)
     os.umask(umask)
     settings = Settings(owner, mode, overwrite, max_entries, max_size, umask)
-    dest_fd = _open_dest(dest, owner)
+    created = not os.path.lexists(dest)
+    dest_fd = _open_dest(dest)
     try:
         for source in sources:
             if _overlap(source, dest, dest_fd):
                 raise BadInput(f"SRC {show(source)} and DEST {show(dest)} overlap: the copy would copy itself")
         copier = Copier(dest, settings, cancel.current().child(timeout=timeout))
         counts = copier.run(list(sources), dest_fd)
+        if created and owner is not None:
+            _give(dest_fd, dest, owner)  # last: root without CAP_DAC_OVERRIDE cannot write into the app's
     finally:
         os.close(dest_fd)
     log.info(
@@ -90,9 +93,8 @@ def command(
     )
 
 
-def _open_dest(dest: str, owner: Owner | None) -> int:
+def _open_dest(dest: str) -> int:
     """DEST, which the operator named (it may be a link), created with its parents if missing."""
-    created = not os.path.lexists(dest)
     try:
         os.makedirs(dest, exist_ok=True)
         fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -102,13 +104,14 @@ def _open_dest(dest: str, owner: Owner | None) -> int:
         raise BadInput(f"{show(dest)}: not a directory") from None
     except OSError as exc:
         raise JobFailed(f"cannot create {show(dest)}: {exc.strerror or exc}") from None
-    if created and owner is not None:
-        try:
-            os.fchown(fd, -1 if owner.uid is None else owner.uid, -1 if owner.gid is None else owner.gid)
-        except OSError as exc:
-            os.close(fd)
-            raise JobFailed(f"cannot chown {show(dest)} to {owner}: {exc.strerror or exc}") from None
     return fd
+
+
+def _give(fd: int, dest: str, owner: Owner) -> None:
+    try:
+        os.fchown(fd, -1 if owner.uid is None else owner.uid, -1 if owner.gid is None else owner.gid)
+    except OSError as exc:
+        raise JobFailed(f"cannot chown {show(dest)} to {owner}: {exc.strerror or exc}") from None
 
 
 def _overlap(source: str, dest: str, dest_fd: int) -> bool:
