@@ -221,3 +221,31 @@ def test_imports_no_library_it_does_not_use(tmp_path):
     loaded = set(done.stdout.split())
     assert "click" in loaded
     assert not loaded & {"requests", "jinja2", "dns", "git", "yaml", "urllib3"}
+
+
+def test_the_readme_example_an_image_directory_and_a_configmap_with_its_links(tmp_path, run_cli):
+    # `initkit copy /src/opt/app/conf /configmap /data/conf --owner 1001:1001 --mode g+rwX`; a ConfigMap
+    # volume is the kubelet's atomic writer: keys are links through `..data` to a timestamped directory.
+    src = app_image(tmp_path / "src" / "opt" / "app")
+    configmap = tmp_path / "configmap"
+    (configmap / "..2026_12_03_17_00_00.1").mkdir(parents=True)
+    (configmap / "..2026_12_03_17_00_00.1" / "override.conf").write_text("o=1\n")
+    (configmap / "..data").symlink_to("..2026_12_03_17_00_00.1")
+    (configmap / "override.conf").symlink_to("..data/override.conf")
+    dest = tmp_path / "data" / "conf"
+    args = ("copy", str(src / "conf"), str(configmap), str(dest), "--owner", f"{APP}:{APP}", "--mode", "g+rwX")
+
+    assert run_cli(*args).code == 0
+    assert (dest / "override.conf").read_text() == "o=1\n" and (dest / "app.conf").read_text() == "listen 8080\n"
+    assert tree(dest)["conf.d"][1:4] == (0o775, APP, APP)
+    # The ConfigMap changes: the kubelet writes a new directory and swaps `..data`.
+    (configmap / "..2026_12_03_18_00_00.2").mkdir()
+    (configmap / "..2026_12_03_18_00_00.2" / "override.conf").write_text("o=2\n")
+    (configmap / "..data").unlink()
+    (configmap / "..data").symlink_to("..2026_12_03_18_00_00.2")
+
+    again = run_cli(*args)
+
+    assert again.code == 0, again.stderr
+    assert again.lines[-1].endswith("2 written, 5 unchanged, 0 kept, 0 skipped")  # `..data` and the new file
+    assert (dest / "override.conf").read_text() == "o=2\n"

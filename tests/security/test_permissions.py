@@ -240,3 +240,17 @@ def test_a_directory_moved_while_walked_stops_the_walk_on_the_way_back(volume):
     finally:
         os.close(fd)
     assert _ids(other) == (0, 0, 0o700)
+
+
+def test_mkdir_never_creates_through_a_link_the_app_planted(volume, run_cli, tmp_path):
+    # The app replaced the directory the data directory goes in with a link out of the volume.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (volume / "postgresql").symlink_to(outside)
+    result = run_cli("permissions", "--path", str(volume / "postgresql" / "data"), "1001:1001", "0700", "--mkdir")
+    assert result.code == 1
+    assert result.lines == [
+        f"initkit permissions: error: --mkdir {volume}/postgresql/data: "
+        f"{volume}/postgresql is a symlink: initkit never writes through links"
+    ]
+    assert os.listdir(outside) == []
