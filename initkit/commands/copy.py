@@ -88,8 +88,8 @@ def command(
         entries=counts.entries,
         written=counts.written,
         unchanged=counts.unchanged,
-        kept=counts.kept,
-        skipped=counts.skipped,
+        kept=len(counts.kept),  # counts, not lists: a JSON line stays small whatever SRC holds
+        skipped=len(counts.skipped),
     )
 
 

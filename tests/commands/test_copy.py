@@ -173,7 +173,7 @@ def test_every_option_from_the_environment(tmp_path, run_cli):
     result = run_cli("--log-format", "json", "copy", env=env)
     assert result.code == 0, result.stderr
     (record,) = [json.loads(line) for line in result.lines]
-    assert (record["entries"], record["written"], record["kept"]) == (5, 4, [])
+    assert (record["entries"], record["written"], record["kept"], record["skipped"]) == (5, 4, 0, 0)
     assert tree(dest)["conf.d/extra.conf"][1:4] == (0o444, 0, APP)
 
 
