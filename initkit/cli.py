@@ -26,6 +26,7 @@ COMMANDS = {
     "permissions": ("initkit.commands.permissions", "Set a volume's owner and mode, changing only what differs."),
     "sysctl": ("initkit.commands.sysctl", "Set kernel parameters (sysctls), raising only those that are lower."),
     "certs": ("initkit.commands.certs", "Issue this pod's TLS certificate and keystores from a mounted or kept CA."),
+    "copy": ("initkit.commands.copy", "Copy files out of an image or a ConfigMap into a volume, idempotently."),
     "info": ("initkit.commands.info", "Print the pod facts as JSON."),
 }
 

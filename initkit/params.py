@@ -67,3 +67,35 @@ def option(*decls: str, **attrs: Any) -> Any:
     attrs.setdefault("show_envvar", True)
     attrs.setdefault("show_default", True)
     return click.option(*decls, **attrs)
+
+
+class OwnerType(click.ParamType):
+    """UID, UID:GID or :GID, numeric only (initkit.owners)."""
+
+    name = "UID[:GID]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from initkit.owners import Owner, OwnerError, parse_owner
+
+        if isinstance(value, Owner):
+            return value
+        try:
+            return parse_owner(str(value).strip())
+        except OwnerError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class ModeType(click.ParamType):
+    """chmod's mode spec, symbolic or octal, permission bits only (initkit.modes)."""
+
+    name = "SPEC"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from initkit.modes import ModeError, ModeSpec, parse
+
+        if isinstance(value, ModeSpec):
+            return value
+        try:
+            return parse(str(value).strip())
+        except ModeError as exc:
+            self.fail(str(exc), param, ctx)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from initkit.commands.permissions import Owner, _Walker
 from initkit.modes import parse
+from initkit.owners import Owner
+from initkit.permtree import Walker as _Walker
 from tests.conftest import initkit_command, missing, requirement
 
 OTHER = 2000  # the previous owner of the volume's files
@@ -257,14 +258,14 @@ def test_every_option_from_the_environment_and_json_logs(volume, run_cli):
 
 
 def test_progress_lines_on_a_large_tree(volume, run_cli, monkeypatch):
-    from initkit.commands import permissions
+    from initkit import permtree
 
     for d in range(3):
         sub = volume / f"d{d}"
         sub.mkdir()
         for f in range(1000):
             (sub / f"f{f}").touch()
-    monkeypatch.setattr(permissions, "_PROGRESS_EVERY", 0.0)  # a line every 1,024 entries
+    monkeypatch.setattr(permtree, "PROGRESS_EVERY", 0.0)  # a line every 1,024 entries
     result = run_cli("permissions", str(volume), "--owner", str(APP))
     assert result.code == 0, result.stderr
     assert result.lines[:-1] == [
@@ -288,7 +289,7 @@ def test_errors_are_json_too(volume, run_cli):
     result = run_cli("--log-format", "json", "permissions", str(volume / "nope"), "--owner", "1")
     assert result.code == 2
     (record,) = [json.loads(line) for line in result.lines]
-    assert record["level"] == "error" and record["msg"] == f"{volume}/nope: not found"
+    assert record["level"] == "error" and record["msg"] == f"{volume}/nope: not found (--mkdir creates it)"
 
 
 # --- bad input: exit 2, one line, nothing changed ---------------------------------------------------------
@@ -321,7 +322,10 @@ def test_bad_input_is_exit_2_and_changes_nothing(volume, run_cli, args, words):
 def test_missing_path_or_a_link_as_path_is_exit_2(volume, run_cli, tmp_path):
     (volume / "link").symlink_to(tmp_path)
     missing = run_cli("permissions", str(volume / "nope"), "--owner", "1")
-    assert (missing.code, missing.lines) == (2, [f"initkit permissions: error: {volume}/nope: not found"])
+    assert (missing.code, missing.lines) == (
+        2,
+        [f"initkit permissions: error: {volume}/nope: not found (--mkdir creates it)"],
+    )
     link = run_cli("permissions", str(volume / "link"), "--owner", "1")
     assert link.code == 2
     assert "is a symlink: give the path it points to" in link.stderr
@@ -529,3 +533,199 @@ def test_imports_no_library_it_does_not_use(volume):
     loaded = set(done.stdout.split())
     assert "click" in loaded
     assert not loaded & {"requests", "jinja2", "dns", "git", "yaml", "urllib3"}
+
+
+# --- --exclude, per-path owner and mode, --mkdir, read-only file systems (issue 17: 5-8) -----------------
+
+
+def test_default_excludes_are_lost_and_found_and_snapshot_at_the_top_only(volume, run_cli):
+    top_lost, top_snap = _dir(volume / "lost+found", 0o700), _dir(volume / ".snapshot", 0o555)
+    _file(top_snap / "hourly.0", 0o444)
+    deep = _dir(volume / "app", 0o755)
+    deep_snap = _dir(deep / ".snapshot", 0o755)
+    before = {p: _state(p) for p in (top_lost, top_snap)}
+
+    result = run_cli("permissions", str(volume), "--owner", f"{APP}:{APP}")
+
+    assert result.code == 0, result.stderr
+    assert {p: _state(p) for p in (top_lost, top_snap)} == before
+    assert deep_snap.lstat().st_uid == APP  # only PATH's own: as Bitnami's `find -mindepth 1 -maxdepth 1`
+    assert result.lines[-1].endswith("3 entries checked, 3 changed (3 owner, 0 mode)")
+
+
+def test_exclude_globs_match_paths_relative_to_each_path(volume, run_cli):
+    for rel in ("a/cache", "b/cache", "a/deep/cache", "a/keep", "lost+found", "x.log", "a/y.log"):
+        target = volume / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith(".log"):
+            _file(target, 0o644)
+        else:
+            _dir(target, 0o755)
+    args = ["--exclude", "*/cache", "--exclude", "**/*.log", "--owner", str(APP)]
+
+    result = run_cli("permissions", str(volume), *args)
+
+    assert result.code == 0, result.stderr
+    owners = {rel: uid for rel, (uid, _g) in _ids(volume).items()}
+    assert owners["a/cache"] == owners["b/cache"] == OTHER  # one level down, as */ says
+    assert owners["x.log"] == owners["a/y.log"] == OTHER  # **/ is any depth, the top too
+    assert owners["a/deep/cache"] == owners["a/keep"] == owners["lost+found"] == APP  # the defaults replaced
+    nothing = run_cli("permissions", str(volume), "--exclude", "", "--owner", str(APP + 1))
+    assert nothing.code == 0, nothing.stderr
+    assert {uid for uid, _g in _ids(volume).values()} == {APP + 1}
+
+
+@pytest.mark.parametrize("glob", ["/abs", "a//b", "../up", "a/./b", "a/**/b", "**"])
+def test_an_exclude_that_cannot_match_a_relative_path_is_exit_2(volume, run_cli, glob):
+    result = run_cli("permissions", str(volume), "--owner", str(APP), "--exclude", glob)
+    assert result.code == 2
+    assert len(result.lines) == 1 and "give a path relative to PATH" in result.stderr
+    assert volume.stat().st_uid == 0
+
+
+def test_postgresql_data_directory_0700_and_dev_shm_in_one_run_and_a_rerun_changes_nothing(volume, run_cli):
+    # The README's example: the volume g+rwX for the app, PostgreSQL's data directory u=rwX,go= (it
+    # refuses to start on 0770), and /dev/shm its own mode; the data directory is not made.
+    shm = _dir(volume / "shm", 0o755, uid=0, gid=0)
+    _app_tree(volume)
+    args = [
+        *("permissions", str(volume), "--owner", f"{APP}:{APP}", "--mode", "u+rwX,g+rwX", "--mkdir"),
+        *("--path", str(volume / "data"), "-", "u=rwX,go="),
+        *("--path", str(shm), "-", "a+rwX"),
+    ]
+
+    first = run_cli(*args)
+
+    assert first.code == 0, first.stderr
+    assert first.lines[0] == f"initkit permissions: created {volume}/data"
+    state = _state(volume)
+    assert state["data"] == (APP, APP, 0o700)
+    assert state["shm"] == (APP, APP, 0o777)
+    assert state["conf/app.conf"] == (APP, APP, 0o664)
+    _file(volume / "data" / "PG_VERSION", 0o644, uid=APP, gid=APP)
+    pg = run_cli(*args)
+    assert pg.code == 0, pg.stderr
+    assert _state(volume)["data/PG_VERSION"] == (APP, APP, 0o600)
+    before, state = _ctimes(volume), _state(volume)
+    time.sleep(0.05)  # past the file system's timestamp granularity
+
+    again = run_cli(*args)
+
+    assert again.code == 0, again.stderr
+    assert [line.split(": ", 2)[-1] for line in again.lines] == [
+        f"{len(before) - 3} entries checked, 0 changed (0 owner, 0 mode)",  # data/ and shm/ left to their own
+        "2 entries checked, 0 changed (0 owner, 0 mode)",
+        "1 entry checked, 0 changed (0 owner, 0 mode)",
+    ]
+    assert _ctimes(volume) == before and _state(volume) == state
+
+
+def test_per_path_specs_from_the_environment(volume, run_cli):
+    spaced, other = _dir(volume / "with space", 0o755), _dir(volume / "other", 0o755)
+    result = run_cli(
+        "permissions",
+        env={
+            "INITKIT_PERMISSIONS_PATH": f"{spaced} {APP}:{APP} 0700\n\n{other}  -  g+w\n",
+            "INITKIT_PERMISSIONS_OWNER": "7",
+        },
+    )
+    assert result.code == 0, result.stderr
+    assert _state(volume)["with space"] == (APP, APP, 0o700)
+    assert _state(volume)["other"] == (7, OTHER, 0o775)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--path", "{v}/a", "app", "0700"], "give numeric ids"),
+        (["--path", "{v}/a", "-", "u+s"], "setuid, setgid or sticky"),
+        (["--path", "{v}/a", "-", "-"], "nothing to do: give --owner, --mode or both (for {v}/a)"),
+        (["{v}/a", "--owner", "1", "--path", "{v}/a/", "-", "-"], "is given twice"),
+        (["--path", "{v}/a", "1"], "requires 3 arguments"),
+        (["--owner", "1"], "nothing to do: give a PATH or --path PATH OWNER MODE"),
+    ],
+)
+def test_bad_per_path_specs_are_exit_2(volume, run_cli, args, words):
+    _dir(volume / "a", 0o700)
+    result = run_cli("permissions", *(arg.format(v=volume) for arg in args))
+    assert result.code == 2, result.stderr
+    assert len(result.lines) == 1 and words.format(v=volume) in result.stderr, result.stderr
+    assert _state(volume)["a"] == (OTHER, OTHER, 0o700)
+
+
+def test_mkdir_makes_each_missing_level_with_the_owner_and_mode(volume, run_cli):
+    target = volume / "a" / "b" / "c"
+    result = run_cli("permissions", str(target), "--owner", f"{APP}:{APP}", "--mode", "u=rwX,g=rX,o=", "--mkdir")
+    assert result.code == 0, result.stderr
+    assert [_state(volume)[rel] for rel in ("a", "a/b", "a/b/c")] == [(APP, APP, 0o750)] * 3
+    assert result.lines == [
+        *(f"initkit permissions: created {volume}/{rel}" for rel in ("a", "a/b", "a/b/c")),
+        f"initkit permissions: {target}: 1 entry checked, 0 changed (0 owner, 0 mode)",
+    ]
+    assert (
+        run_cli("permissions", str(target), "--owner", str(APP), "--mkdir")
+        .lines[-1]
+        .endswith("0 changed (0 owner, 0 mode)")
+    )
+
+
+def _mount_read_only(path: Path) -> None:
+    """A read-only bind mount of path on itself, as a snapshot or a `readOnly: true` volume."""
+    subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
+    subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True)
+
+
+def test_a_read_only_path_is_left_with_one_warning_and_the_others_are_done(volume, run_cli):
+    snapshot = _dir(volume / "snapshot", 0o755)
+    for n in range(3):
+        _file(_dir(snapshot / f"d{n}", 0o700) / "f", 0o600)
+    writable = _dir(volume / "writable", 0o700)
+    _mount_read_only(snapshot)
+    before = _state(snapshot)
+
+    result = run_cli("permissions", str(snapshot), str(writable), "--owner", f"{APP}:{APP}", "--mode", "g+rwX")
+
+    assert result.code == 0, result.stderr  # it was exit 1, "read-only file system", and writable undone
+    assert result.lines[0] == f"initkit permissions: warning: left {snapshot} as it is: read-only file system"
+    assert result.lines[1].startswith(f"initkit permissions: {snapshot}: ")
+    assert result.lines[2] == f"initkit permissions: {writable}: 1 entry checked, 1 changed (1 owner, 1 mode)"
+    assert len(result.lines) == 3
+    assert _state(snapshot) == before
+    assert _state(volume)["writable"] == (APP, APP, 0o770)
+
+
+def test_a_read_only_volume_holding_only_directories_is_one_warning_too(volume, run_cli):
+    # The first change is found deep down, after the walk has gone through levels it leaves again.
+    deep = volume / "ro"
+    deep.mkdir()
+    (deep / "a" / "b" / "c").mkdir(parents=True)
+    (deep / "z" / "y").mkdir(parents=True)
+    _mount_read_only(deep)
+    result = run_cli("permissions", str(deep), "--owner", str(APP))
+    assert result.code == 0, result.stderr
+    assert result.lines == [
+        f"initkit permissions: warning: left {deep} as it is: read-only file system",
+        f"initkit permissions: {deep}: 0 entries checked, 0 changed (0 owner, 0 mode)",
+    ]
+
+
+def test_excludes_from_the_environment_one_a_line(volume, run_cli):
+    for name in ("lost+found", "a b", "c"):
+        _dir(volume / name, 0o755)
+    result = run_cli(
+        "permissions",
+        str(volume),
+        env={"INITKIT_PERMISSIONS_EXCLUDE": "a b\nc\n", "INITKIT_PERMISSIONS_OWNER": str(APP)},
+    )
+    assert result.code == 0, result.stderr
+    assert {rel: uid for rel, (uid, _g) in _ids(volume).items()} == {
+        ".": APP,
+        "lost+found": APP,
+        "a b": OTHER,
+        "c": OTHER,
+    }
+    none = run_cli(
+        "permissions", str(volume), env={"INITKIT_PERMISSIONS_EXCLUDE": "\n", "INITKIT_PERMISSIONS_OWNER": "5"}
+    )
+    assert none.code == 0, none.stderr
+    assert {uid for uid, _g in _ids(volume).values()} == {5}

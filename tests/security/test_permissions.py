@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from initkit.commands.permissions import Owner, _Level, _Walker
 from initkit.errors import JobFailed
 from initkit.modes import parse
+from initkit.owners import Owner
+from initkit.permtree import Level as _Level
+from initkit.permtree import Walker as _Walker
 from tests.conftest import initkit_command, missing, requirement
 
 OTHER = 2000  # the previous owner of the volume's files
@@ -238,3 +240,17 @@ def test_a_directory_moved_while_walked_stops_the_walk_on_the_way_back(volume):
     finally:
         os.close(fd)
     assert _ids(other) == (0, 0, 0o700)
+
+
+def test_mkdir_never_creates_through_a_link_the_app_planted(volume, run_cli, tmp_path):
+    # The app replaced the directory the data directory goes in with a link out of the volume.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (volume / "postgresql").symlink_to(outside)
+    result = run_cli("permissions", "--path", str(volume / "postgresql" / "data"), "1001:1001", "0700", "--mkdir")
+    assert result.code == 1
+    assert result.lines == [
+        f"initkit permissions: error: --mkdir {volume}/postgresql/data: "
+        f"{volume}/postgresql is a symlink: initkit never writes through links"
+    ]
+    assert os.listdir(outside) == []
