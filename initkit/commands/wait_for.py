@@ -103,7 +103,7 @@ def poll(probe: Probe, status: _Status, token: Token, *, interval: float, starte
     until it is ready (True) or TOKEN is cancelled (False). Time is the token's clock."""
     from initkit.durations import format_duration
     from initkit.errors import Stopped
-    from initkit.probes import NotReady
+    from initkit.probes import NotReady, TooLate
 
     clock = token.clock
     try:
@@ -111,6 +111,8 @@ def poll(probe: Probe, status: _Status, token: Token, *, interval: float, starte
             began = clock.monotonic()
             try:
                 detail = probe.check(token)
+            except TooLate:
+                pass  # asked nothing: the last answer's reason stands
             except NotReady as exc:
                 status.last_error = str(exc)
             except Exception as exc:  # a probe bug must not look like a hang (Stopped is no Exception)

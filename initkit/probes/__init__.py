@@ -27,6 +27,10 @@ class NotReady(Exception):
     """The target is not ready; the message is the reason (NXDOMAIN, HTTP 503, ...)."""
 
 
+class TooLate(NotReady):
+    """A check that began too close to the deadline to ask anything: the last reason stands."""
+
+
 class Probe(Protocol):
     label: str
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from initkit.errors import BadInput
-from initkit.probes import NotReady
+from initkit.probes import NotReady, TooLate
 
 if TYPE_CHECKING:
     import dns.name
@@ -151,7 +151,7 @@ def _sentence(exc: BaseException) -> str:
 class _Outcome:
     """What one name gave: records, or why not. `kind` drives the search as glibc's h_errno does."""
 
-    kind: Literal["found", "nxdomain", "nodata", "servfail", "error"]
+    kind: Literal["found", "nxdomain", "nodata", "servfail", "error", "unasked"]
     records: tuple[str, ...] = ()
     reason: str = ""
 
@@ -189,17 +189,23 @@ class DnsProbe:
             if limit is not None:
                 expires = min(expires, limit)
         outcomes: list[_Outcome] = []
+        out_of_time = False
         for group, stop_on_error in self._names_in_glibc_order():
             for qname in group:
                 outcome = self._lookup(qname, expires)
                 outcomes.append(outcome)
                 if outcome.kind == "found":
                     return self._judge(outcome)
-                if clock.monotonic() >= expires:
-                    raise NotReady(_summary(outcomes, self.wanted))
-                if outcome.kind == "error" and stop_on_error:
+                out_of_time = outcome.kind == "unasked" or clock.monotonic() >= expires
+                if out_of_time or (outcome.kind == "error" and stop_on_error):
                     break  # glibc ends the search list on anything but NXDOMAIN, NODATA and SERVFAIL
-        raise NotReady(_summary(outcomes, self.wanted))
+            if out_of_time:
+                break
+        asked = [o for o in outcomes if o.kind != "unasked"]
+        if not asked:
+            # began with no time left to ask: a "timeout" here would hide the server's last real answer
+            raise TooLate("no time left to ask")
+        raise NotReady(_summary(asked, self.wanted))
 
     def _names_in_glibc_order(self) -> list[tuple[list[dns.name.Name], bool]]:
         """Groups of names as glibc's res_search asks them, each with "an error ends this group".
@@ -265,11 +271,13 @@ class DnsProbe:
         token = self._token
         one_round = resolver.timeout * max(1, len(resolver.nameservers))
         timed_out = _Outcome("error", reason=f"DNS timeout: no answer from {self._servers()}")
+        asked = False
         while True:
             token.check()
             left = expires - token.clock.monotonic() - DNSPYTHON_FIRST_BACKOFF
             if left <= 0:
-                return timed_out
+                return timed_out if asked else _Outcome("unasked")
+            asked = True
             try:
                 answer = resolver.resolve(
                     qname, rdtype, search=False, raise_on_no_answer=False, lifetime=min(left, one_round)

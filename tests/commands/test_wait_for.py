@@ -96,6 +96,42 @@ def test_dns_refused_is_named(run_cli, tmp_path):
     assert f"dns:www.elsewhere.test. (REFUSED from {server.address})" in result.stderr
 
 
+def test_a_check_begun_too_late_to_ask_keeps_the_last_reason(tmp_path):
+    """A check that starts with less time left than dnspython's first backoff asks nothing: it must
+    not replace the server's last real answer (REFUSED) with a made-up "DNS timeout"."""
+    from initkit import cancel
+    from initkit.commands.wait_for import _Status, poll
+    from initkit.probes import NotReady, TooLate, parse
+
+    server = DnsServer(tmp_path / "refusing", nxdomain_for_unknown=False)
+    try:
+        probe = parse("dns:www.elsewhere.test.", dns_server=server.address)
+        with pytest.raises(NotReady, match=f"^REFUSED from {server.address}$"):
+            probe.check(cancel.Token().child(timeout=2))
+        with pytest.raises(TooLate):
+            probe.check(cancel.Token().child(timeout=0.05))
+    finally:
+        server.stop()
+
+    # wait-for's loop keeps the reason a TooLate check did not replace
+    token = cancel.Token(clock=cancel.FakeClock())
+    answers = iter([NotReady("REFUSED from 10.0.0.53"), TooLate("no time left to ask")])
+
+    class Probe:
+        label = "dns:x"
+
+        def check(self, _token):
+            answer = next(answers, None)
+            if answer is None:
+                token.cancel()
+                raise TooLate("no time left to ask")
+            raise answer
+
+    status = _Status("dns:x")
+    assert not poll(Probe(), status, token, interval=0.5, started=0.0)
+    assert status.last_error == "REFUSED from 10.0.0.53"
+
+
 def test_dns_truncated_udp_answer_is_asked_again_over_tcp(run_cli, dns):
     addresses = [f"10.9.{i // 250}.{i % 250 + 1}" for i in range(60)]  # > 512 bytes without EDNS
     dns.add("big.test", *addresses)
