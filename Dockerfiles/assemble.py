@@ -248,9 +248,31 @@ def is_never(name: str) -> bool:
     return name in STDLIB_NEVER or name.startswith(NEVER_PREFIX)
 
 
+class _Finder(modulefinder.ModuleFinder):
+    """ModuleFinder that knows namespace packages (a directory without __init__.py, such as
+    Debian's ruamel/ above ruamel/yaml/): the stdlib's crashes on them (spec.loader is None)."""
+
+    def find_module(self, name, path, parent=None):  # type: ignore[no-untyped-def]
+        for base in self.path if path is None else path:
+            if any(Path(base).glob(f"{name}.*py")) or any(Path(base).glob(f"{name}.*.so")):
+                break  # a module of that name comes first: the usual search
+            directory = Path(base) / name
+            if directory.is_dir() and not (directory / "__init__.py").exists():
+                return None, str(directory), ("", "", modulefinder._PKG_DIRECTORY)
+        return super().find_module(name, path, parent)
+
+    def load_package(self, fqname, pathname):  # type: ignore[no-untyped-def]
+        if (Path(pathname) / "__init__.py").exists():
+            return super().load_package(fqname, pathname)
+        module = self.add_module(fqname)
+        module.__file__ = None
+        module.__path__ = [pathname]
+        return module
+
+
 def stdlib_modules(module_names: list[str], search_path: list[str]) -> set[Path]:
     """Files of the stdlib modules reachable by import statements from module_names."""
-    finder = modulefinder.ModuleFinder(path=search_path, excludes=sorted(STDLIB_NEVER))
+    finder = _Finder(path=search_path, excludes=sorted(STDLIB_NEVER))
     for name in module_names:
         try:
             finder.import_hook(name)
