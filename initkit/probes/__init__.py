@@ -1,4 +1,4 @@
-"""wait-for targets: parse `dns:NAME`, `tcp:HOST:PORT`, `http(s)://...`, `file:PATH`.
+"""wait-for targets: parse `dns:NAME`, `tcp:HOST:PORT`, `http(s)://...`, `file:PATH` and the database URLs.
 
 Each probe has a `label` and a `check(token)` that returns a short detail when
 the target is ready and raises `NotReady(reason)` when it is not; a check waits
@@ -33,7 +33,20 @@ class Probe(Protocol):
     def check(self, token: Token | None = None) -> str: ...
 
 
-SCHEMES = "dns:NAME[?type=TYPE&min=N], tcp:HOST:PORT, http://URL[#EXPECT], https://URL[#EXPECT] or file:PATH"
+SCHEMES = (
+    "dns:NAME[?type=TYPE&min=N], tcp:HOST:PORT, http://URL[#EXPECT], https://URL[#EXPECT], file:PATH, "
+    "postgres://[USER@]HOST[:PORT][/DB][?OPTIONS][#EXPECT], mysql://..., redis://... or rediss://..."
+)
+# Database and broker targets: scheme -> the module and class that checks it (each imports its driver
+# only inside its check; `initkit info` lists those whose driver this image has).
+DB_PROBES = {
+    "postgres": ("initkit.probes.postgres", "PostgresProbe", "psycopg"),
+    "postgresql": ("initkit.probes.postgres", "PostgresProbe", "psycopg"),
+    "mysql": ("initkit.probes.mysql", "MysqlProbe", "pymysql"),
+    "mariadb": ("initkit.probes.mysql", "MysqlProbe", "pymysql"),
+    "redis": ("initkit.probes.redis", "RedisProbe", "redis"),
+    "rediss": ("initkit.probes.redis", "RedisProbe", "redis"),
+}
 HTTP_EXPECT_KEYS = "status=200,204 (or 2xx), body=TEXT, regex=PATTERN, json=FIELD=VALUE, header=NAME:TEXT"
 
 
@@ -158,4 +171,10 @@ def parse(
         from initkit.probes.file import FileProbe
 
         return FileProbe(target, rest)
+    if kind.lower() in DB_PROBES and rest.startswith("//"):
+        import importlib
+
+        module, name, _driver = DB_PROBES[kind.lower()]
+        probe: Probe = getattr(importlib.import_module(module), name).parse(target)
+        return probe
     raise BadInput(f"unknown target kind {kind!r} in {without_userinfo(target)!r}: expected {SCHEMES}")
