@@ -116,10 +116,10 @@ class RedisProbe:
             if self.db.password is None and not self.role and "required" in str(exc).lower():
                 return "answers (it requires AUTH)"
             raise ConfigError(f"login refused: {one_line(str(exc), 120)}") from None
+        except exceptions.MasterDownError as exc:
+            raise NotReady(f"MASTERDOWN: {one_line(str(exc), 160)}") from None
         except exceptions.ResponseError as exc:
             text = one_line(str(exc), 160)
-            if text.startswith("MASTERDOWN"):
-                raise NotReady(text) from None
             if "password" in text.lower() or text.startswith(("WRONGPASS", "NOPERM", "ERR DB index")):
                 raise ConfigError(text) from None
             raise NotReady(text) from None

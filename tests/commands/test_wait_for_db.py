@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import initkit_command
-from tests.dbservers import Postgres
+from tests.dbservers import MariaDb, Postgres, Redis
 from tests.servers import free_port
 
 
@@ -157,6 +157,172 @@ def test_postgres_over_tls_checks_the_certificate(run_cli, pg, certs, tmp_path):
         assert "certificate verify failed" in result.lines[-1]
     finally:
         pg.stop()
+
+
+# --- MariaDB (mysql://) -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def maria(certs: dict[str, Path]) -> Iterator[MariaDb]:
+    server = MariaDb(tls=(certs["ca"], certs["cert"], certs["key"]))
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="module")
+def maria_up(maria: MariaDb) -> Iterator[MariaDb]:
+    maria.start()
+    yield maria
+    maria.stop()
+
+
+def test_mariadb_that_starts_later_is_waited_for(maria):
+    proc = wait_for(f"mysql://127.0.0.1:{maria.port}", "--interval", "100ms", "--timeout", "60s")
+    try:
+        maria.start(wait=False)
+        code, err = finish(proc)
+    finally:
+        maria.wait_log("ready for connections")
+        maria.stop()
+    assert code == 0, err
+    assert "answers" in err
+
+
+def test_mariadb_login_ping_and_expectations(run_cli, maria_up, tmp_path):
+    pw = secret(tmp_path, maria_up.password)
+    target = f"mysql://app@127.0.0.1:{maria_up.port}/appdb?password_file={pw}"
+    result = run_cli("wait-for", target + "#table=seen&query=SELECT%201", "--timeout", "5s")
+    assert result.code == 0, result.stderr
+    assert "2 expectations met" in result.stderr
+    result = run_cli("wait-for", target + "#table=schema_migrations", "--timeout", "1s", "--interval", "200ms")
+    assert result.code == 1
+    assert "(no table schema_migrations)" in result.lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("path", "password", "reason"),
+    [
+        ("/appdb", "wrong-password-123", "configuration error: Access denied for user 'app'@"),
+        ("/nosuchdb", None, "configuration error: Access denied for user 'app'@'%' to database 'nosuchdb'"),
+    ],
+)
+def test_mariadb_wrong_password_or_database_is_a_configuration_error(
+    run_cli, maria_up, tmp_path, path, password, reason
+):
+    pw = secret(tmp_path, password or maria_up.password)
+    target = f"mysql://app@127.0.0.1:{maria_up.port}{path}?password_file={pw}"
+    result = run_cli("wait-for", target, "--timeout", "1s")
+    assert result.code == 1
+    assert reason in result.lines[-1]
+    assert (password or maria_up.password) not in result.stderr
+
+
+def test_mariadb_over_tls_checks_the_certificate(run_cli, maria_up, certs, tmp_path):
+    pw = secret(tmp_path, maria_up.password)
+    base = f"mysql://app@127.0.0.1:{maria_up.port}/appdb?password_file={pw}"
+    result = run_cli("wait-for", f"{base}&ca_file={certs['ca']}&server_name=db.test", "--timeout", "5s")
+    assert result.code == 0, result.stderr
+    result = run_cli("wait-for", f"{base}&ca_file={certs['other']}", "--timeout", "1s")
+    assert result.code == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in result.lines[-1] or "certificate verify failed" in result.lines[-1]
+
+
+# --- Redis ----------------------------------------------------------------------------------------
+
+
+def test_redis_that_starts_later_is_waited_for(tmp_path):
+    port = free_port()
+    proc = wait_for(f"redis://127.0.0.1:{port}", "--interval", "100ms", "--timeout", "30s")
+    server = Redis(tmp_path / "redis", port=port)
+    try:
+        code, err = finish(proc)
+    finally:
+        server.stop()
+    assert code == 0, err
+    assert "(PONG)" in err
+
+
+def test_redis_loading_its_dataset_is_not_ready(run_cli, tmp_path):
+    """A real LOADING: an RDB of 1000 keys, each loaded 3 ms apart (key-load-delay), events between them."""
+    import redis
+
+    work = tmp_path / "redis"
+    seed = Redis(work, "--dbfilename", "dump.rdb")
+    client = redis.Redis(port=seed.port)
+    client.mset({f"key{i}": "x" * 1024 for i in range(1000)})
+    client.save()
+    client.close()
+    seed.stop()
+    slow = ("--dbfilename", "dump.rdb", "--key-load-delay", "3000", "--loading-process-events-interval-bytes", "1024")
+    server = Redis(work, *slow, port=seed.port, wait=False)
+    try:
+        server.wait_log("Loading RDB")
+        result = run_cli("wait-for", f"redis://127.0.0.1:{server.port}", "--timeout", "500ms", "--interval", "100ms")
+        assert result.code == 1
+        assert "LOADING: the server is loading its dataset" in result.lines[-1]
+        result = run_cli("wait-for", f"redis://127.0.0.1:{server.port}", "--timeout", "60s", "--interval", "100ms")
+        assert result.code == 0, result.stderr
+        assert "DB loaded from disk" in server.log.read_text()
+    finally:
+        server.stop()
+
+
+def test_redis_replica_with_its_master_down_and_role_master(run_cli, tmp_path):
+    down = free_port()
+    replica = Redis(tmp_path / "replica", "--replicaof", "127.0.0.1", str(down), "--replica-serve-stale-data", "no")
+    try:
+        result = run_cli("wait-for", f"redis://127.0.0.1:{replica.port}", "--timeout", "500ms")
+        assert result.code == 1
+        assert "(MASTERDOWN: Link with MASTER is down" in result.lines[-1]
+    finally:
+        replica.stop()
+    stale = Redis(tmp_path / "stale", "--replicaof", "127.0.0.1", str(down))
+    try:
+        assert run_cli("wait-for", f"redis://127.0.0.1:{stale.port}", "--timeout", "5s").code == 0
+        result = run_cli("wait-for", f"redis://127.0.0.1:{stale.port}?role=master", "--timeout", "500ms")
+        assert result.code == 1
+        assert "(role is slave, expected master)" in result.lines[-1]
+    finally:
+        stale.stop()
+
+
+def test_redis_passwords_and_acl_users(run_cli, tmp_path):
+    server = Redis(
+        tmp_path / "redis", "--requirepass", Redis.password, "--user", "app", "on", ">app-pass-123", "~*", "+@all"
+    )
+    try:
+        plain = f"redis://127.0.0.1:{server.port}"
+        result = run_cli("wait-for", plain, "--timeout", "5s")
+        assert result.code == 0, result.stderr
+        assert "answers (it requires AUTH)" in result.stderr
+        good = f"{plain}/0?password_file={secret(tmp_path, Redis.password)}&role=master"
+        result = run_cli("wait-for", good, "--timeout", "5s")
+        assert result.code == 0, result.stderr
+        assert "PONG, role:master" in result.stderr
+        acl = f"redis://app@127.0.0.1:{server.port}?password_file={secret(tmp_path, 'app-pass-123', 'app')}"
+        assert run_cli("wait-for", acl, "--timeout", "5s").code == 0
+        wrong = f"{plain}?password_file={secret(tmp_path, 'wrong-pass-456', 'bad')}"
+        result = run_cli("wait-for", wrong, "--timeout", "1s")
+        assert result.code == 1
+        assert "(configuration error: login refused: " in result.lines[-1]
+        assert "wrong-pass-456" not in result.stderr
+    finally:
+        server.stop()
+
+
+def test_rediss_checks_the_certificate(run_cli, tmp_path, certs):
+    port = free_port()
+    tls = ("--port", "0", "--tls-port", str(port), "--tls-cert-file", str(certs["cert"]))
+    tls += ("--tls-key-file", str(certs["key"]), "--tls-ca-cert-file", str(certs["ca"]), "--tls-auth-clients", "no")
+    server = Redis(tmp_path / "redis", *tls, port=port)
+    try:
+        result = run_cli("wait-for", f"rediss://127.0.0.1:{port}?ca_file={certs['ca']}", "--timeout", "5s")
+        assert result.code == 0, result.stderr
+        result = run_cli("wait-for", f"rediss://127.0.0.1:{port}?ca_file={certs['other']}", "--timeout", "1s")
+        assert result.code == 1
+        assert "certificate verify failed" in result.lines[-1].lower()
+    finally:
+        server.stop()
 
 
 # --- parsing --------------------------------------------------------------------------------------
