@@ -175,6 +175,6 @@ def parse(
         import importlib
 
         module, name, _driver = DB_PROBES[kind.lower()]
-        probe: Probe = getattr(importlib.import_module(module), name).parse(target)
+        probe: Probe = getattr(importlib.import_module(module), name).parse(target, deadline=deadline)
         return probe
     raise BadInput(f"unknown target kind {kind!r} in {without_userinfo(target)!r}: expected {SCHEMES}")

@@ -214,7 +214,7 @@ def one_line(text: str, limit: int = 300) -> str:
     """A driver's message as one short line (servers and drivers put line breaks in them)."""
     from initkit.urls import printable
 
-    text = " ".join(printable(text).split())
+    text = printable(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -222,8 +222,13 @@ class Budget:
     """One check's time. `seconds` is what the drivers get as timeouts; `watch`ed sockets are shut
     down (a blocked read returns at once, whatever the driver) when it runs out or TOKEN is cancelled."""
 
-    def __init__(self, token: Token) -> None:
+    def __init__(self, token: Token, deadline: float | None = None) -> None:
+        """DEADLINE (on the token's clock): wait-for's, a little before its timeout, so the last check
+        ends in time to name its reason."""
         left = token.remaining()
+        if deadline is not None:
+            until = max(0.0, deadline - token.clock.monotonic())
+            left = until if left is None else min(left, until)
         self.seconds = CHECK_TIMEOUT if left is None else max(MIN_BUDGET, min(CHECK_TIMEOUT, left))
         self.cut = False
         self._lock = threading.Lock()

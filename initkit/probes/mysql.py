@@ -22,13 +22,14 @@ CONFIG_ERRORS = {1044, 1045, 1049, 1698, 1142, 1227, 3118, 4151}
 
 
 class MysqlProbe:
-    def __init__(self, label: str, db: DbUrl) -> None:
+    def __init__(self, label: str, db: DbUrl, deadline: float | None = None) -> None:
         self.label = label
         self.db = db
+        self.deadline = deadline
 
     @classmethod
-    def parse(cls, target: str) -> MysqlProbe:
-        return cls(target, parse_url(target, default_port=DEFAULT_PORT, sql=True))
+    def parse(cls, target: str, deadline: float | None = None) -> MysqlProbe:
+        return cls(target, parse_url(target, default_port=DEFAULT_PORT, sql=True), deadline)
 
     def check(self, token: Token | None = None) -> str:
         from initkit import cancel
@@ -38,7 +39,7 @@ class MysqlProbe:
             import pymysql
         except ImportError as exc:
             raise NotReady(f"this image cannot check mysql:// targets ({exc})") from None
-        with Budget(token) as budget:
+        with Budget(token, self.deadline) as budget:
             conn = self._connection(pymysql, budget)
             try:
                 return self._check(pymysql, conn, budget)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from initkit.probes import NotReady
-from initkit.probes.db import Budget, ConfigError, DbUrl, connect, one_line, parse_url
+from initkit.probes.db import Budget, ConfigError, DbUrl, one_line, parse_url
 
 if TYPE_CHECKING:
     from initkit.cancel import Token
@@ -28,17 +28,17 @@ _CONFIG = (
     "authentication failed",
     "certificate",  # a client certificate the server refuses
 )
-_PING = {1: "server rejects connections (starting up, shutting down or in recovery)", 2: "no response", 3: "no attempt"}
 
 
 class PostgresProbe:
-    def __init__(self, label: str, db: DbUrl) -> None:
+    def __init__(self, label: str, db: DbUrl, deadline: float | None = None) -> None:
         self.label = label
         self.db = db
+        self.deadline = deadline
 
     @classmethod
-    def parse(cls, target: str) -> PostgresProbe:
-        return cls(target, parse_url(target, default_port=DEFAULT_PORT, sql=True))
+    def parse(cls, target: str, deadline: float | None = None) -> PostgresProbe:
+        return cls(target, parse_url(target, default_port=DEFAULT_PORT, sql=True), deadline)
 
     def conninfo(self, seconds: float, *, password: bool) -> str:
         """libpq's connection string; every setting explicit, so no PG* environment variable or
@@ -54,7 +54,6 @@ class PostgresProbe:
             "connect_timeout": max(MIN_CONNECT_TIMEOUT, int(seconds + 0.999)),
             "application_name": "initkit",
             "gssencmode": "disable",  # no Kerberos lookup before the startup packet
-            "passfile": "/dev/null",
         }
         if password and db.password is not None:
             params["password"] = db.password
@@ -76,18 +75,35 @@ class PostgresProbe:
             import psycopg
         except ImportError as exc:
             raise NotReady(f"this image cannot check postgres:// targets ({exc})") from None
-        with Budget(token) as budget:
+        with Budget(token, self.deadline) as budget:
             if not self.db.login:
-                return self._ping(budget)
-            return self._login(psycopg, budget)
+                return self._ping(budget, token)
+            return self._login(psycopg, budget, token)
 
-    def _login(self, psycopg: Any, budget: Budget) -> str:
+    def _ping(self, budget: Budget, token: Token) -> str:
+        """pg_isready: an authentication request or any server error but 57P03 means the server runs."""
         try:
-            conn = psycopg.connect(self.conninfo(budget.seconds, password=True), autocommit=True)
-        except psycopg.Error as exc:
-            raise _reason(str(exc)) from None
+            pgconn = _open(self.conninfo(budget.seconds, password=False), budget, token)
+        except _Failed as failed:
+            reason = _reason(failed.message)
+            if "no password supplied" in failed.message:
+                return "accepting connections (it asks for a password)"
+            if "FATAL:" in failed.message and not _starting(reason):
+                return f"accepting connections ({str(reason).removeprefix('configuration error: ')})"
+            raise reason from None
+        pgconn.finish()
+        return "accepting connections"
+
+    def _login(self, psycopg: Any, budget: Budget, token: Token) -> str:
         try:
-            budget.watch(conn.pgconn.socket)
+            pgconn = _open(self.conninfo(budget.seconds, password=True), budget, token)
+        except _Failed as failed:
+            raise _reason(failed.message) from None
+        pgconn.nonblocking = 1
+        conn = psycopg.Connection(pgconn)
+        conn.autocommit = True
+        try:
+            budget.watch(pgconn.socket)
             with conn.cursor() as cursor:
                 cursor.execute("SELECT 1")
                 for table in self.db.tables:
@@ -108,17 +124,49 @@ class PostgresProbe:
         checked = len(self.db.tables) + len(self.db.queries)
         return "logged in, SELECT 1" + (f", {checked} expectation{'s' * (checked > 1)} met" if checked else "")
 
-    def _ping(self, budget: Budget) -> str:
-        """pg_isready: libpq's PQping, whose answer holds no reason; for 'no response', a TCP connect names it."""
-        from psycopg import pq
 
-        answer = pq.PGconn.ping(self.conninfo(budget.seconds, password=False).encode())
-        if answer == 0:
-            return "accepting connections"
-        if answer == 2 and not budget.cut:
-            connect(self.db, budget).close()  # NotReady: connection refused, connect timed out, ...
-            raise NotReady("no answer to the startup message (is it a PostgreSQL server?)")
-        raise NotReady(_PING.get(answer, f"PQping answered {answer}"))
+class _Failed(Exception):
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _open(conninfo: str, budget: Budget, token: Token) -> Any:
+    """libpq's non-blocking connect (PQconnectStart/Poll), waited for on its socket and the token:
+    it ends at the budget's end however the server drips (libpq's connect_timeout is 2 s at least),
+    and at once when the run is cancelled."""
+    import select
+    import time
+
+    from psycopg import pq
+
+    deadline = time.monotonic() + budget.seconds
+    pgconn = pq.PGconn.connect_start(conninfo.encode())
+    try:
+        while True:
+            if pgconn.status == pq.ConnStatus.BAD:
+                raise _Failed(pgconn.error_message.decode(errors="replace"))
+            status = pgconn.connect_poll()
+            if status == pq.PollingStatus.OK:
+                return pgconn
+            if status == pq.PollingStatus.FAILED:
+                raise _Failed(pgconn.error_message.decode(errors="replace"))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise budget.timed_out()
+            cancelled = token.fileno()
+            if status == pq.PollingStatus.READING:
+                select.select([pgconn.socket, cancelled], [], [], left)
+            else:
+                select.select([cancelled], [pgconn.socket], [], left)
+            token.check()
+    except BaseException:
+        pgconn.finish()
+        raise
+
+
+def _starting(reason: NotReady) -> bool:
+    lowered = str(reason).lower()
+    return any(text in lowered for text in ("starting up", "shutting down", "recovery", "not accepting", "not yet"))
 
 
 def _reason(message: str) -> NotReady:
@@ -126,7 +174,7 @@ def _reason(message: str) -> NotReady:
     text = message.rsplit(" failed: ", 1)[-1]
     text = one_line(text.replace("FATAL:", "").replace("DETAIL:", "-"))
     lowered = text.lower()
-    if "starting up" in lowered or "shutting down" in lowered or "recovery" in lowered or "not accepting" in lowered:
+    if _starting(NotReady(text)):
         return NotReady(text)
     if any(marker in lowered for marker in _CONFIG):
         return ConfigError(text)

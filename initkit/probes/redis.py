@@ -22,14 +22,15 @@ DEFAULT_PORT = 6379
 
 
 class RedisProbe:
-    def __init__(self, label: str, db: DbUrl, index: int, role: str | None) -> None:
+    def __init__(self, label: str, db: DbUrl, index: int, role: str | None, deadline: float | None = None) -> None:
+        self.deadline = deadline
         self.label = label
         self.db = db
         self.index = index
         self.role = role
 
     @classmethod
-    def parse(cls, target: str) -> RedisProbe:
+    def parse(cls, target: str, deadline: float | None = None) -> RedisProbe:
         db = parse_url(target, default_port=DEFAULT_PORT, extra_keys=("role",), tls_schemes=("rediss",))
         index = db.database or "0"
         if not index.isascii() or not index.isdigit() or len(index) > 5:
@@ -42,7 +43,7 @@ class RedisProbe:
         role = db.options.get("role")
         if role not in (None, "master"):
             raise BadInput(f"malformed target {shown(target)!r}: role={role!r}: the only value is role=master")
-        return cls(target, db, int(index), role)
+        return cls(target, db, int(index), role, deadline)
 
     def check(self, token: Token | None = None) -> str:
         from initkit import cancel
@@ -52,7 +53,7 @@ class RedisProbe:
             import redis
         except ImportError as exc:
             raise NotReady(f"this image cannot check redis:// targets ({exc})") from None
-        with Budget(token) as budget:
+        with Budget(token, self.deadline) as budget:
             conn = self._connection(redis, budget)
             try:
                 return self._check(redis, conn, budget)
