@@ -37,16 +37,19 @@ SCHEMES = (
     "dns:NAME[?type=TYPE&min=N], tcp:HOST:PORT, http://URL[#EXPECT], https://URL[#EXPECT], file:PATH, "
     "postgres://[USER@]HOST[:PORT][/DB][?OPTIONS][#EXPECT], mysql://..., redis://... or rediss://..."
 )
-# Database and broker targets: scheme -> the module and class that checks it (each imports its driver
-# only inside its check; `initkit info` lists those whose driver this image has).
+# Database and broker targets: scheme -> the module and class that checks it, and the driver's
+# top-level module and the Debian package that has it. Each probe imports its driver only inside
+# its check; `initkit info` lists the schemes whose driver this image has.
 DB_PROBES = {
-    "postgres": ("initkit.probes.postgres", "PostgresProbe", "psycopg"),
-    "postgresql": ("initkit.probes.postgres", "PostgresProbe", "psycopg"),
-    "mysql": ("initkit.probes.mysql", "MysqlProbe", "pymysql"),
-    "mariadb": ("initkit.probes.mysql", "MysqlProbe", "pymysql"),
-    "redis": ("initkit.probes.redis", "RedisProbe", "redis"),
-    "rediss": ("initkit.probes.redis", "RedisProbe", "redis"),
+    "postgres": ("initkit.probes.postgres", "PostgresProbe", "psycopg", "python3-psycopg"),
+    "postgresql": ("initkit.probes.postgres", "PostgresProbe", "psycopg", "python3-psycopg"),
+    "mysql": ("initkit.probes.mysql", "MysqlProbe", "pymysql", "python3-pymysql"),
+    "mariadb": ("initkit.probes.mysql", "MysqlProbe", "pymysql", "python3-pymysql"),
+    "redis": ("initkit.probes.redis", "RedisProbe", "redis", "python3-redis"),
+    "rediss": ("initkit.probes.redis", "RedisProbe", "redis", "python3-redis"),
 }
+# Targets whose libraries every image has (dnspython and requests are in the slim one too).
+CORE_SCHEMES = ("dns", "tcp", "http", "https", "file")
 HTTP_EXPECT_KEYS = "status=200,204 (or 2xx), body=TEXT, regex=PATTERN, json=FIELD=VALUE, header=NAME:TEXT"
 
 
@@ -174,7 +177,29 @@ def parse(
     if kind.lower() in DB_PROBES and rest.startswith("//"):
         import importlib
 
-        module, name, _driver = DB_PROBES[kind.lower()]
+        module, name, driver, package = DB_PROBES[kind.lower()]
+        if not has_module(driver):
+            raise BadInput(
+                f"{kind.lower()}:// targets need the {driver} driver, which this image leaves out: use the "
+                f"initkit image (elsewhere: Debian's {package}, or pip install {driver})"
+            )
         probe: Probe = getattr(importlib.import_module(module), name).parse(target, deadline=deadline)
         return probe
     raise BadInput(f"unknown target kind {kind!r} in {without_userinfo(target)!r}: expected {SCHEMES}")
+
+
+def has_module(name: str) -> bool:
+    """Whether top-level module NAME can be imported here, found without importing it (a driver such
+    as psycopg costs tens of milliseconds to import: `initkit info` must not pay that)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def available_schemes() -> list[str]:
+    """The target schemes this installation can check: the core ones, and each database or broker
+    scheme whose driver is installed (the images smoke-test that each driver they ship imports)."""
+    return [*CORE_SCHEMES, *(scheme for scheme, (*_, driver, _pkg) in DB_PROBES.items() if has_module(driver))]
