@@ -351,3 +351,58 @@ def test_malformed_database_targets_are_exit_2_at_once(run_cli, target, message)
     assert message in result.stderr
     assert "hunter2" not in result.stderr
     assert len(result.lines) == 1
+
+
+# --- the README's examples, run -------------------------------------------------------------------
+
+
+def _readme_examples() -> list[str]:
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = text.index("\n#### Databases\n")
+    (block,) = re.findall(r"```sh\n(.*?)```", text[start : text.index("\n### ", start)], re.DOTALL)
+    return block.splitlines()
+
+
+def test_readme_examples_run_against_real_servers(run_cli, pg_up, maria_up, certs, tmp_path):
+    """Every line of the README's database block, its hosts, secrets and CA mapped to loopback servers."""
+    import re
+    import shlex
+
+    plain, tls = free_port(), free_port()
+    redis_tls = ("--tls-port", str(tls), "--tls-cert-file", str(certs["cert"]), "--tls-key-file", str(certs["key"]))
+    redis_tls += ("--tls-ca-cert-file", str(certs["ca"]), "--tls-auth-clients", "no", "--requirepass", Redis.password)
+    server = Redis(tmp_path / "redis", *redis_tls, port=plain)
+    pg_up.psql_app("CREATE TABLE IF NOT EXISTS schema_migrations (v int); ALTER TABLE schema_migrations OWNER TO app")
+    hosts = {
+        ("postgres", "mydb"): pg_up.port,
+        ("mysql", "mariadb"): maria_up.port,
+        ("redis", "cache"): plain,
+        ("rediss", "cache"): tls,
+    }
+    files = {
+        "/secrets/pg/password": secret(tmp_path, pg_up.password, "pg"),
+        "/secrets/mariadb/password": secret(tmp_path, maria_up.password, "maria"),
+        "/secrets/redis/password": secret(tmp_path, Redis.password, "redis-pw"),
+        "/certs/ca.crt": str(certs["ca"]),
+    }
+
+    def on_loopback(match: re.Match[str]) -> str:
+        scheme, user, host = match.groups()
+        return f"{scheme}://{user or ''}127.0.0.1:{hosts[scheme, host]}"
+
+    lines = _readme_examples()
+    assert len(lines) == 4
+    try:
+        for line in lines:
+            argv = shlex.split(line)
+            assert argv[:2] == ["initkit", "wait-for"]
+            args = [re.sub(r"^(\w+)://(\w+@)?([a-z]+)", on_loopback, arg) for arg in argv[2:]]
+            for path, real in files.items():
+                args = [arg.replace(path, real) for arg in args]
+            result = run_cli("wait-for", *args)
+            assert result.code == 0, (line, result.stderr)
+            assert "is ready" in result.stderr
+    finally:
+        server.stop()
