@@ -79,7 +79,8 @@ def test_postgres_that_starts_later_is_waited_for(pg):
 
 
 def test_postgres_refused_is_named(run_cli):
-    result = run_cli("wait-for", f"postgres://127.0.0.1:{free_port()}", "--timeout", "1s", "--interval", "200ms")
+    # 3 s: the first check imports psycopg, which takes over a second on a loaded 2-core machine
+    result = run_cli("wait-for", f"postgres://127.0.0.1:{free_port()}", "--timeout", "3s", "--interval", "200ms")
     assert result.code == 1
     assert "(Connection refused Is the server running on that host" in result.lines[-1]
 
@@ -271,7 +272,7 @@ def test_redis_replica_with_its_master_down_and_role_master(run_cli, tmp_path):
     down = free_port()
     replica = Redis(tmp_path / "replica", "--replicaof", "127.0.0.1", str(down), "--replica-serve-stale-data", "no")
     try:
-        result = run_cli("wait-for", f"redis://127.0.0.1:{replica.port}", "--timeout", "500ms")
+        result = run_cli("wait-for", f"redis://127.0.0.1:{replica.port}", "--timeout", "3s")  # a loaded machine
         assert result.code == 1
         assert "(MASTERDOWN: Link with MASTER is down" in result.lines[-1]
     finally:
@@ -279,7 +280,7 @@ def test_redis_replica_with_its_master_down_and_role_master(run_cli, tmp_path):
     stale = Redis(tmp_path / "stale", "--replicaof", "127.0.0.1", str(down))
     try:
         assert run_cli("wait-for", f"redis://127.0.0.1:{stale.port}", "--timeout", "5s").code == 0
-        result = run_cli("wait-for", f"redis://127.0.0.1:{stale.port}?role=master", "--timeout", "500ms")
+        result = run_cli("wait-for", f"redis://127.0.0.1:{stale.port}?role=master", "--timeout", "3s")
         assert result.code == 1
         assert "(role is slave, expected master)" in result.lines[-1]
     finally:
