@@ -73,7 +73,20 @@ PYLIBS = [
 # GitPython and what it imports: only git-clone uses them, so only the full image has them.
 # RE2 too (wait-for's regex=): its .so brings libre2, Abseil and libstdc++ (ldd), about 1.7 MB
 # compressed, which would take the slim image past its 15 MB budget.
-GITLIBS = ["python3-git", "python3-gitdb", "python3-smmap", "python3-re2"]
+# And wait-for's database drivers: psycopg in its C implementation (python3-psycopg-c's .so
+# needs libpq.so.5, so ldd brings libpq and its Kerberos, LDAP and SASL libraries, most of them
+# already there for git's libcurl; the pure-Python implementation would need ldconfig to find
+# libpq), PyMySQL and redis-py (pure Python).
+GITLIBS = [
+    "python3-git",
+    "python3-gitdb",
+    "python3-smmap",
+    "python3-re2",
+    "python3-psycopg",
+    "python3-psycopg-c",
+    "python3-pymysql",
+    "python3-redis",
+]
 # certs: cryptography (its Rust module loads _cffi_backend and libssl) and pyjks with what it imports
 # (python3-pycryptodome is the Cryptodome namespace). Large, so the full image only, like RE2.
 # Debian's python3-cryptography also depends on python3-bcrypt, for OpenSSH keys only: not shipped.
@@ -95,7 +108,8 @@ STDLIB_ALWAYS = ["encodings", "stringprep"]
 DYNLOAD_ALWAYS = ["unicodedata"]
 # Never shipped even if some import statement reaches them: not used by an
 # init container, and each pulls in a lot (tests, GUIs, REPL, doc server,
-# package installers, databases, CJK codec tables).
+# package installers, databases, CJK codec tables). zoneinfo ships: psycopg
+# imports it at start (without tzdata, a time zone it cannot find is UTC).
 STDLIB_NEVER = {
     "test",
     "idlelib",
@@ -138,8 +152,6 @@ STDLIB_NEVER = {
     "_pydatetime",
     "pickletools",
     "idle",
-    "zoneinfo",
-    "_zoneinfo",
     "_lsprof",
     "cProfile",
     "profile",
@@ -294,6 +306,9 @@ def stdlib_modules(module_names: list[str], search_path: list[str]) -> set[Path]
         files.update(DYNLOAD.glob(f"{name}.*.so"))
     # os.py is the landmark python uses to find its prefix
     files.add(STDLIB / "os.py")
+    # sysconfig imports its data module by a name built at run time (the platform's), which
+    # modulefinder cannot follow: zoneinfo asks sysconfig for TZPATH when psycopg imports it.
+    files.update(STDLIB.glob("_sysconfigdata_*.py"))
     return files
 
 

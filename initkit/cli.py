@@ -27,7 +27,7 @@ COMMANDS = {
     "sysctl": ("initkit.commands.sysctl", "Set kernel parameters (sysctls), raising only those that are lower."),
     "certs": ("initkit.commands.certs", "Issue this pod's TLS certificate and keystores from a mounted or kept CA."),
     "copy": ("initkit.commands.copy", "Copy files out of an image or a ConfigMap into a volume, idempotently."),
-    "info": ("initkit.commands.info", "Print the pod facts as JSON."),
+    "info": ("initkit.commands.info", "Print the pod facts and the wait-for targets this image checks, as JSON."),
 }
 
 

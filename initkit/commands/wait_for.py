@@ -39,7 +39,7 @@ class _DashDashCommand(click.Command):
 class _Status:
     label: str
     ready: threading.Event = field(default_factory=threading.Event)
-    last_error: str = "not checked yet"
+    last_error: str = "no answer yet: its first check is still running"
 
 
 @click.command(

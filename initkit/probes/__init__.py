@@ -1,4 +1,4 @@
-"""wait-for targets: parse `dns:NAME`, `tcp:HOST:PORT`, `http(s)://...`, `file:PATH`.
+"""wait-for targets: parse `dns:NAME`, `tcp:HOST:PORT`, `http(s)://...`, `file:PATH` and the database URLs.
 
 Each probe has a `label` and a `check(token)` that returns a short detail when
 the target is ready and raises `NotReady(reason)` when it is not; a check waits
@@ -37,7 +37,23 @@ class Probe(Protocol):
     def check(self, token: Token | None = None) -> str: ...
 
 
-SCHEMES = "dns:NAME[?type=TYPE&min=N], tcp:HOST:PORT, http://URL[#EXPECT], https://URL[#EXPECT] or file:PATH"
+SCHEMES = (
+    "dns:NAME[?type=TYPE&min=N], tcp:HOST:PORT, http://URL[#EXPECT], https://URL[#EXPECT], file:PATH, "
+    "postgres://[USER@]HOST[:PORT][/DB][?OPTIONS][#EXPECT], mysql://..., redis://... or rediss://..."
+)
+# Database and broker targets: scheme -> the module and class that checks it, and the driver's
+# top-level module and the Debian package that has it. Each probe imports its driver only inside
+# its check; `initkit info` lists the schemes whose driver this image has.
+DB_PROBES = {
+    "postgres": ("initkit.probes.postgres", "PostgresProbe", "psycopg", "python3-psycopg"),
+    "postgresql": ("initkit.probes.postgres", "PostgresProbe", "psycopg", "python3-psycopg"),
+    "mysql": ("initkit.probes.mysql", "MysqlProbe", "pymysql", "python3-pymysql"),
+    "mariadb": ("initkit.probes.mysql", "MysqlProbe", "pymysql", "python3-pymysql"),
+    "redis": ("initkit.probes.redis", "RedisProbe", "redis", "python3-redis"),
+    "rediss": ("initkit.probes.redis", "RedisProbe", "redis", "python3-redis"),
+}
+# Targets whose libraries every image has (dnspython and requests are in the slim one too).
+CORE_SCHEMES = ("dns", "tcp", "http", "https", "file")
 HTTP_EXPECT_KEYS = "status=200,204 (or 2xx), body=TEXT, regex=PATTERN, json=FIELD=VALUE, header=NAME:TEXT"
 
 
@@ -162,4 +178,32 @@ def parse(
         from initkit.probes.file import FileProbe
 
         return FileProbe(target, rest)
+    if kind.lower() in DB_PROBES and rest.startswith("//"):
+        import importlib
+
+        module, name, driver, package = DB_PROBES[kind.lower()]
+        if not has_module(driver):
+            raise BadInput(
+                f"{kind.lower()}:// targets need the {driver} driver, which this image leaves out: use the "
+                f"initkit image (elsewhere: Debian's {package}, or pip install {driver})"
+            )
+        probe: Probe = getattr(importlib.import_module(module), name).parse(target, deadline=deadline)
+        return probe
     raise BadInput(f"unknown target kind {kind!r} in {without_userinfo(target)!r}: expected {SCHEMES}")
+
+
+def has_module(name: str) -> bool:
+    """Whether top-level module NAME can be imported here, found without importing it (a driver such
+    as psycopg costs tens of milliseconds to import: `initkit info` must not pay that)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def available_schemes() -> list[str]:
+    """The target schemes this installation can check: the core ones, and each database or broker
+    scheme whose driver is installed (the images smoke-test that each driver they ship imports)."""
+    return [*CORE_SCHEMES, *(scheme for scheme, (*_, driver, _pkg) in DB_PROBES.items() if has_module(driver))]
