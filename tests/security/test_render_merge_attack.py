@@ -4,6 +4,7 @@ javaproperties): inputs a ConfigMap's writer controls, run through the real CLI.
 Each test names the promise of SECURITY.md it checks: SIGTERM ends any command within a
 second (143), bad input is one line and exit 2, a message never shows a value."""
 
+import os
 import signal
 import subprocess
 import time
@@ -99,3 +100,21 @@ def test_a_malformed_secret_value_is_never_shown(run_cli, tmp_path, monkeypatch,
     assert len(result.lines) == 1, result.stderr
     assert result.lines[0].startswith("initkit render: error: merge file secret.yaml:")
     assert "hunter2" not in result.stderr and "'q'" not in result.stderr
+
+
+# --- no write outside DEST: an in-place --edit of a hard link the app planted -------------------------------
+
+
+@pytest.mark.parametrize(("name", "text"), [("app.cfg", "[core]\nx = 1\n"), ("app.properties", "x=1\n")])
+def test_an_in_place_edit_of_a_hard_link_to_a_file_outside_gets_a_new_inode(run_cli, tmp_path, name, text):
+    outside = tmp_path / "outside" / name
+    write(outside, text)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    os.link(outside, dest / name)
+    key = "core.x=2" if name.endswith(".cfg") else "x=2"
+    result = run_cli("render", "--edit", str(dest / name), "--set", key)
+    assert result.code == 0, result.stderr
+    assert outside.read_text() == text
+    assert (dest / name).read_text() != text
+    assert os.stat(outside).st_nlink == 1
