@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -32,6 +33,8 @@ MAX_NODES = 100_000
 MAX_TEXT = 1 << 24  # characters of scalars, aliases counted at each use
 MAX_DEPTH = 100
 CHECK_EVERY = 1024  # values composed between two checks of the run's token
+CHECK_CHARS = 1 << 16  # characters looked at, or pieces written back, between two checks of it
+MAX_NUMBER = 4300  # characters of an int: Python's own limit for a decimal one
 
 YAML, JSON = "yaml", "json"
 _EXTENSIONS = {".yaml": YAML, ".yml": YAML, ".json": JSON}
@@ -93,17 +96,69 @@ def _yaml() -> Any:
     """A round-trip ruamel.yaml whose composer counts what a document expands to."""
     from ruamel.yaml import YAML
     from ruamel.yaml.composer import Composer
+    from ruamel.yaml.constructor import RoundTripConstructor
     from ruamel.yaml.events import AliasEvent
     from ruamel.yaml.nodes import MappingNode, ScalarNode
+    from ruamel.yaml.reader import Reader
+    from ruamel.yaml.representer import RoundTripRepresenter
+    from ruamel.yaml.scalarstring import FoldedScalarString
 
     from initkit import cancel
+
+    token = cancel.current()
+
+    class CheckedReader(Reader):
+        """One scalar of a MiB is scanned for seconds, a character at a time, between two values
+        the composer counts: the token is checked every CHECK_CHARS characters looked at."""
+
+        looked = 0
+
+        def peek(self, index: int = 0) -> Any:
+            self.looked += 1
+            if self.looked % CHECK_CHARS == 0:
+                token.check()
+            return super().peek(index)
+
+        def forward(self, length: int = 1) -> None:
+            while length > CHECK_CHARS:
+                token.check()
+                super().forward(CHECK_CHARS)
+                length -= CHECK_CHARS
+            super().forward(length)
+
+    class BoundedConstructor(RoundTripConstructor):
+        def construct_bounded_int(self, node: Any) -> Any:
+            # YAML 1.1's 1:2:3 is base 60: ruamel computes 60**parts in a Python loop (quadratic)
+            if isinstance(node.value, str) and len(node.value) > MAX_NUMBER:
+                raise _Refused(node.start_mark, f"a number of more than {MAX_NUMBER} characters")
+            return self.construct_yaml_int(node)
+
+    BoundedConstructor.add_constructor("tag:yaml.org,2002:int", BoundedConstructor.construct_bounded_int)
+
+    class LinearRepresenter(RoundTripRepresenter):
+        def represent_folded(self, data: Any) -> Any:
+            """ruamel's own, which copies the whole string at each fold (minutes for 260000 lines),
+            in one pass: a `\\a` marks each fold the emitter keeps."""
+            cuts = [
+                at
+                for at in sorted(set(getattr(data, "fold_pos", [])))
+                if 0 < at < len(data) - 1
+                and data[at] == " "
+                and not data[at - 1].isspace()
+                and not data[at + 1].isspace()
+            ]
+            pieces = [data[start:end] for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+            text = "\a".join(pieces) if cuts else data  # as ruamel: the comment stays only when nothing folds
+            return self.represent_scalar("tag:yaml.org,2002:str", text, style=">", anchor=data.yaml_anchor(any=True))
+
+    LinearRepresenter.add_representer(FoldedScalarString, LinearRepresenter.represent_folded)
 
     class BoundedComposer(Composer):
         def __init__(self, loader: Any = None) -> None:
             super().__init__(loader)
             self.sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, characters), once composed
             self.depth = 0
-            self.token = cancel.current()
+            self.token = token
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             if len(self.sizes) % CHECK_EVERY == 0:
@@ -138,7 +193,10 @@ def _yaml() -> Any:
             self.sizes[id(node)] = (nodes, text)
 
     yaml = YAML(typ="rt", pure=True)
+    yaml.Reader = CheckedReader
     yaml.Composer = BoundedComposer
+    yaml.Constructor = BoundedConstructor
+    yaml.Representer = LinearRepresenter
     yaml.preserve_quotes = True
     yaml.width = 1 << 16  # never re-wrap a long line of the input
     return yaml
@@ -164,11 +222,18 @@ def _load_yaml(path: str, text: str) -> Any:
         # problem and position only: the context snippet could show a secret
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "malformed"
-        raise BadInput(f"{path}{_where(mark)}: malformed YAML: {problem.splitlines()[0]}") from None
+        raise BadInput(f"{path}{_where(mark)}: malformed YAML: {_unquoted(problem)}") from None
     except YAMLError as exc:  # the reader's "unacceptable character", and the like: no position to give
         raise BadInput(f"{path}: malformed YAML: {type(exc).__name__}") from None
     except (ValueError, TypeError, OverflowError) as exc:  # a constructor refused a scalar (2001-13-45)
         raise BadInput(f"{path}: a value cannot be read: {type(exc).__name__}") from None
+
+
+def _unquoted(problem: str) -> str:
+    """ruamel's problem without the part of the input it quotes: `found duplicate key "k" with value
+    "v"`, `found unknown escape character 'q'` (the key stays: messages name keys)."""
+    problem = problem.splitlines()[0] if problem.strip() else "malformed"
+    return re.split(r" with value |, but found | '", problem)[0]
 
 
 def _where(mark: Any) -> str:
@@ -280,9 +345,25 @@ def dump(document: Any, fmt: str, first_text: str) -> str:
     yaml = _yaml()
     mapping, sequence, offset = _layout(first_text)
     yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
-    out = io.StringIO()
+    out = _CheckedText()
     yaml.dump(document, out)
     return out.getvalue()
+
+
+class _CheckedText(io.StringIO):
+    """The emitter's output. It writes a block scalar line by line, for seconds: the token is checked."""
+
+    def __init__(self) -> None:
+        from initkit import cancel
+
+        super().__init__()
+        self.token, self.writes = cancel.current(), 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        if self.writes % CHECK_CHARS == 0:
+            self.token.check()
+        return super().write(text)
 
 
 def _json_default(value: Any) -> Any:
@@ -307,9 +388,14 @@ def _json_indent(text: str) -> int:
 def _layout(text: str) -> tuple[int, int, int]:
     """(mapping indent, sequence indent, dash offset) of a YAML text, from its first nested
     mapping and its first block sequence under a key; 2, 2, 0 where it has none."""
+    from initkit import cancel
+
+    token = cancel.current()
     mapping = offset = None
     previous: tuple[int, str] | None = None  # (indent, stripped) of the last content line
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines()):
+        if number % CHECK_EVERY == 0:
+            token.check()  # a MiB of lines that nest nothing is read to its end
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
