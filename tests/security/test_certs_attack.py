@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import math
+import os
 import resource
 import secrets
 import struct
@@ -153,3 +154,17 @@ def test_a_jceks_with_two_billion_key_rounds_planted_in_dest_is_replaced_unopene
     result = run_proc(*args, env=POD_ENV, timeout=60)
     assert result.code == 0 and "1 file written" in result.stderr, result.stderr
     assert (dest / "keystore.jks").read_bytes()[:4] == b"\xfe\xed\xfe\xed"
+
+
+def test_a_fifo_as_a_password_file_does_not_hang(run_proc, tmp_path):
+    """A password file that is a FIFO (a path in a shared volume): open() blocked for ever, and SIGTERM
+    with it (Python retries the open after the handler); now one line, as for the CA's files."""
+    fifo = tmp_path / "password"
+    os.mkfifo(fifo)
+    dest = tmp_path / "tls"
+    result = run_proc(
+        "certs", str(dest), "--pkcs12", "k.p12", "--pkcs12-password-file", str(fifo), env=POD_ENV, timeout=30
+    )
+    assert result.code == 2, result.stderr
+    assert len(result.lines) == 1 and "is not a regular file" in result.lines[0], result.stderr
+    assert not dest.exists()
