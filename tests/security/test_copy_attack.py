@@ -25,3 +25,20 @@ def test_a_manifest_of_millions_of_empty_values_is_ignored_in_bounded_memory(tmp
     assert proc.returncode == 0, proc.stderr
     assert "ignored" in proc.stderr and "too many entries" in proc.stderr, proc.stderr
     assert peak_mib < 250, f"peak RSS {peak_mib:.0f} MiB"
+
+
+def test_names_with_line_breaks_and_escapes_stay_one_log_line_each(tmp_path, run_cli):
+    """A name with a newline, a carriage return or an escape sequence, in each message copy writes
+    (skipped in SRC, kept in DEST): every line of stderr is one of initkit's."""
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    src.mkdir()
+    evil = "a\ninitkit copy: forged line\r\x1b[2K\u2028b"
+    (src / evil).write_text("from the image\n")
+    os.mkfifo(src / f"{evil}.fifo")
+    assert run_cli("copy", f"{src}/", str(dest)).code == 0
+    (dest / evil).write_text("changed by the app\n")
+    result = run_cli("copy", f"{src}/", str(dest))
+    assert result.code == 0, result.stderr
+    assert len(result.lines) == 3, result.stderr  # skipped the FIFO, kept the file, the summary
+    assert all(line.startswith("initkit copy: ") and "forged" not in line.split(":", 1)[0] for line in result.lines)
+    assert not any(ch in result.stderr for ch in "\r\x1b\u2028")
