@@ -45,6 +45,8 @@ from initkit.owners import Owner
 MANIFEST = ".initkit-copy.json"
 MAX_DEPTH = 128  # levels below SRC: each holds a descriptor on each side
 MAX_MANIFEST = 64 << 20  # bytes read of DEST's manifest (the app can write it)
+# JSON values the manifest may hold (4 a record): 64 MiB of `[],` is 22 million lists to json.loads, 1.7 GiB
+MAX_MANIFEST_RECORDS = 250_000
 _CHUNK = 1 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO planted there: no hang
@@ -471,6 +473,8 @@ class Copier:
             data = os.read(fd, MAX_MANIFEST + 1)
         finally:
             os.close(fd)
+        if _values_at_most(data) > 4 * max(MAX_MANIFEST_RECORDS, 2 * self.settings.max_entries) + 16:
+            return self._bad_manifest("too many entries")
         try:
             entries = json.loads(data)["entries"]
         except (ValueError, KeyError, TypeError, RecursionError):
@@ -515,6 +519,12 @@ class Copier:
         if exc.errno == errno.EPERM:
             return JobFailed(f"not permitted to change {shown}: the container needs CAP_CHOWN (and CAP_FOWNER)")
         return JobFailed(f"cannot write {shown}: {exc.strerror or exc}")
+
+
+def _values_at_most(data: bytes) -> int:
+    """More than the JSON values in `data`, counted before any is built: each but the first follows
+    a `[`, `,` or `:` (which may be in strings too, so this only over-counts)."""
+    return data.count(b"[") + data.count(b",") + data.count(b":") + 1
 
 
 def _discard(dir_fd: int, name: str) -> None:

@@ -245,10 +245,7 @@ class Walker:
             self._walk(path)
             return self.counts
         parent, name = os.path.split(os.path.normpath(path))
-        try:
-            parent_fd = os.open(parent or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise failure("open directory", parent or ".", exc) from None
+        parent_fd = _open_path(parent or ".", path)
         self._levels = [Level(parent, 0)] if parent else []
         try:
             self._fix_entry(parent_fd, name, st)
@@ -262,10 +259,7 @@ class Walker:
     def _walk(self, path: str) -> None:
         """Depth first, holding one directory open: down by opening a child relative to it, back
         up through `..`, checked to be the directory that was left."""
-        try:
-            fd = os.open(path, _DIR_FLAGS)
-        except OSError as exc:
-            raise failure("open directory", path, exc) from None
+        fd = _open_path(path, path)
         try:
             st = os.fstat(fd)
             self._dev = st.st_dev
@@ -557,6 +551,18 @@ class Walker:
         if self.counts.checked % 1024 == 0 and time.monotonic() >= self._next_progress:
             self._next_progress = time.monotonic() + PROGRESS_EVERY
             log.info(f"{show(self._path)}: {self.counts.checked} entries checked so far, {self.counts.changed} changed")
+
+
+def _open_path(directory: str, path: str) -> int:
+    """The directory of PATH's walk, reached from `/` one component at a time with O_NOFOLLOW: the
+    app that owns the volume may have swapped a directory above PATH for a link (`vol/pg -> /etc`)."""
+    try:
+        with fs.open_dir("/", [part for part in os.path.abspath(directory).split("/") if part]) as fd:
+            return os.dup(fd)
+    except fs.UnsafePath as exc:
+        raise JobFailed(f"{show(path)}: {exc}") from None
+    except OSError as exc:
+        raise failure("open directory", directory, exc) from None
 
 
 def failure(op: str, display: str, exc: OSError, owner: Owner | None = None) -> Exception:

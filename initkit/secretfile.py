@@ -8,6 +8,9 @@ with a message that names the file, never the value.
 
 from __future__ import annotations
 
+import os
+import stat
+
 from initkit import redact
 from initkit.errors import BadInput
 
@@ -15,14 +18,24 @@ from initkit.errors import BadInput
 def read(path: str, what: str) -> str:
     """The file's content without its trailing newline; exit 2 (BadInput) when unusable."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(1 << 20)
+        # O_NONBLOCK: a FIFO at the path must not hang the run (nor SIGTERM: open() is retried after it)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         raise BadInput(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise BadInput(f"{what} {path} is a directory") from None
     except OSError as exc:
         raise BadInput(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        kind = os.fstat(fd).st_mode
+        if stat.S_ISDIR(kind):
+            raise BadInput(f"{what} {path} is a directory")
+        if not stat.S_ISREG(kind):
+            raise BadInput(f"{what} {path} is not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            raw = handle.read(1 << 20)
+    except OSError as exc:
+        raise BadInput(f"cannot read {what} {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

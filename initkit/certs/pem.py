@@ -8,11 +8,14 @@ import stat
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, PrivateKeyTypes
 
 from initkit.errors import BadInput
 
 MAX_INPUT = 1 << 20  # a CA certificate or key is a few KiB; a bigger file is not one
+# OpenSSL's check of an RSA key tests its primes: minutes for a 64 Kibit key (50 KB) the app planted in DEST,
+# in C, deaf to SIGTERM; so the size is read first, from a load that skips the check
+MAX_RSA_BITS = 8192
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK  # a FIFO planted there must not hang the read
 
 
@@ -70,20 +73,30 @@ def private_key(data: bytes, shown: str, password: str | None = None) -> Certifi
     if b"-----BEGIN" not in data or b"PRIVATE KEY-----" not in data:
         raise BadInput(f"{shown} holds no PEM private key")
     secret = password.encode("utf-8") if password is not None else None
-    try:
-        key = serialization.load_pem_private_key(data, secret)
-    except TypeError:  # encrypted without a password, or a password for a key that has none
-        if password is None:
-            raise BadInput(f"{shown} is encrypted: give its password with --ca-key-password-file") from None
-        raise BadInput(f"{shown} is not encrypted, but a password was given for it") from None
-    except ValueError:
-        hint = " (or the password is wrong)" if password is not None else ""
-        raise BadInput(f"{shown} holds a private key that does not parse{hint}") from None
-    except Exception as exc:  # cryptography reports some malformed keys as UnsupportedAlgorithm
-        raise BadInput(f"{shown} holds a private key initkit cannot use ({type(exc).__name__})") from None
+    key = _load_key(data, shown, secret, skip_rsa_check=True)
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size > MAX_RSA_BITS:
+            raise BadInput(
+                f"{shown} holds a {key.key_size}-bit RSA key: initkit signs with {MAX_RSA_BITS} bits at most"
+            )
+        key = _load_key(data, shown, secret, skip_rsa_check=False)  # now checked, in bounded time
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
         raise BadInput(f"{shown} holds a {type(key).__name__}: initkit signs with RSA, ECDSA or Ed25519 keys")
     return key
+
+
+def _load_key(data: bytes, shown: str, secret: bytes | None, skip_rsa_check: bool) -> PrivateKeyTypes:
+    try:
+        return serialization.load_pem_private_key(data, secret, unsafe_skip_rsa_key_validation=skip_rsa_check)
+    except TypeError:  # encrypted without a password, or a password for a key that has none
+        if secret is None:
+            raise BadInput(f"{shown} is encrypted: give its password with --ca-key-password-file") from None
+        raise BadInput(f"{shown} is not encrypted, but a password was given for it") from None
+    except ValueError:
+        hint = " (or the password is wrong)" if secret is not None else ""
+        raise BadInput(f"{shown} holds a private key that does not parse{hint}") from None
+    except Exception as exc:  # cryptography reports some malformed keys as UnsupportedAlgorithm
+        raise BadInput(f"{shown} holds a private key initkit cannot use ({type(exc).__name__})") from None
 
 
 def key_matches(key: CertificateIssuerPrivateKeyTypes, cert: x509.Certificate) -> bool:

@@ -10,6 +10,7 @@ can change (the format allows nothing else); the file is mode 0600.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from cryptography import x509
@@ -19,6 +20,13 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 _DER = serialization.Encoding.DER
 PBKDF2_ROUNDS = 100_000  # hundreds of milliseconds for a guess on purpose; a load takes one
+# What opening a PKCS#12 may cost: the sum, over its key derivations (PBKDF2, scrypt, PKCS#12 PBE, the MAC),
+# of the product of the numbers after the salt (iterations; N, r, p). initkit's own is 202048 (two bags of
+# 100000 rounds, a MAC of 2048); the app can plant one in DEST whose OpenSSL holds the GIL for hours (a
+# SIGTERM is never handled): one that costs more than ten times initkit's is not opened.
+MAX_KDF_WORK = 1 << 21
+_SEQUENCE, _OCTET_STRING, _INTEGER = 0x30, 0x04, 0x02
+_JKS_MAGIC = b"\xfe\xed\xfe\xed"  # JCEKS is 0xcececece
 
 
 def pkcs12_bytes(
@@ -48,6 +56,8 @@ def pkcs12_holds(
     password: str,
 ) -> bool:
     """Whether the PKCS#12 `data` opens with `password` and holds exactly this key, certificate and CA."""
+    if _kdf_work(memoryview(data)) > MAX_KDF_WORK:
+        return False
     try:
         found_key, found_cert, found_cas = pkcs12.load_key_and_certificates(data, password.encode("utf-8"))
     except (ValueError, TypeError):
@@ -55,6 +65,46 @@ def pkcs12_holds(
     if found_key is None or found_cert != cert or list(found_cas) != ([ca] if ca is not None else []):
         return False
     return _pkcs8(found_key) == _pkcs8(key)
+
+
+def _der(data: memoryview) -> Iterator[tuple[int, memoryview]]:
+    """The (tag, content) of each DER element in `data`, until one does not parse (a ciphertext)."""
+    i = 0
+    while i + 2 <= len(data):
+        tag, size, i = data[i], data[i + 1], i + 2
+        if size & 0x80:
+            width = size & 0x7F
+            if not 0 < width <= 4 or i + width > len(data):
+                return
+            size, i = int.from_bytes(data[i : i + width], "big"), i + width
+        if i + size > len(data):
+            return
+        yield tag, data[i : i + size]
+        i += size
+
+
+def _kdf_work(data: memoryview, depth: int = 0) -> int:
+    """The work of every key derivation in `data`: a SEQUENCE of a salt then numbers (PBKDF2-params,
+    scrypt-params, pkcs-12PbeParams, and MacData's tail) costs their product. Constructed elements and
+    OCTET STRINGs (PKCS#12 nests its bags in them) are looked into, 32 levels deep."""
+    work = 0
+    for tag, content in _der(data) if depth < 32 else ():
+        if tag & 0x20 or tag == _OCTET_STRING:
+            work += _kdf_work(content, depth + 1)
+        if tag == _SEQUENCE:
+            work += _salted_product(content)
+    return work
+
+
+def _salted_product(sequence: memoryview) -> int:
+    product, previous = 0, None
+    for tag, content in _der(sequence):
+        if tag == _INTEGER and (product or previous == _OCTET_STRING):
+            product = max(product, 1) * max(1, int.from_bytes(content, "big", signed=True))
+        elif product:
+            break
+        previous = tag
+    return product
 
 
 def jks_keystore_bytes(
@@ -96,6 +146,8 @@ def jks_holds(data: bytes, password: str, alias: str, key_der: bytes | None, cha
 def _load_jks(data: bytes, password: str) -> Any:
     import jks
 
+    if not data.startswith(_JKS_MAGIC):
+        return None  # initkit writes JKS only; a JCEKS's key rounds are the file's (pyjks runs billions in Python)
     try:
         return jks.KeyStore.loads(data, password)
     except Exception:  # pyjks raises many kinds (struct.error, its own, ValueError) for a file it cannot open
