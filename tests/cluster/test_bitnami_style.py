@@ -131,9 +131,9 @@ def test_bitnami_style_chart_with_values_alone_runs_twice(
         "65532",
         hashlib.sha256(MODEL).hexdigest()[:16],
     ]
-    assert first["/opt/app/conf/app.conf"].split()[1] == "640"  # the image's own mode, kept
+    assert first["/opt/app/conf/app.conf"].split()[1:3] == ["640", "1001"]  # the image's mode, the app's owner
     assert first["/opt/app/conf/bin/start"].split()[1] == "755"
-    assert first["/opt/app/conf/current.conf"] == first["/opt/app/conf/app.conf"]  # the symlink, kept
+    assert first["link"] == "app.conf"  # the symlink, kept as a symlink
     assert len(backend.seen) == 4  # 503, 503, 503, then 200
     assert models.gets("/resnet/saved_model.pb") == 2  # the 503, then the download
     sync = step_log(kube, ns, "git-sync")
