@@ -41,7 +41,8 @@ Usage: {{ include "bstyle.images.renderPullSecrets" (dict "images" (list .Values
 {{- $all := (($ctx.Values.global | default dict).imagePullSecrets | default list) -}}
 {{- range .images }}{{ $all = concat $all (.pullSecrets | default list) }}{{ end -}}
 {{- range $all -}}
-{{- $name := kindIs "map" . | ternary (dig "name" "" .) . -}}
+{{- $name := . -}}
+{{- if kindIs "map" . }}{{ $name = .name }}{{ end -}}
 {{- $names = append $names (tpl (toString $name) $ctx) -}}
 {{- end -}}
 {{- with ($names | uniq) }}
