@@ -144,6 +144,9 @@ def test_bitnami_style_chart_with_values_alone_runs_twice(
     kube.wait(f"pod/{POD}", "jsonpath={.status.containerStatuses[0].restartCount}=1", ns, timeout=180)
     kube.wait(f"pod/{POD}", "condition=Ready", ns, timeout=180)
     again = report(kube, ns)
+    # initdb made PGDATA 0700 (it drops the setgid bit fsGroup gave the new directory); the steps kept it
+    assert again.pop("pgdata") == "700 1001"
+    first.pop("pgdata")
     assert again == first, "the second run changed what the app sees"
     assert len(backend.seen) == 5  # one 200
     assert models.gets("/resnet/saved_model.pb") == 2  # no download: the file already matches
