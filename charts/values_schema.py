@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-KINDS = ["wait-for", "register", "sleep", "git-clone", "render", "permissions", "fetch"]
+KINDS = ["wait-for", "register", "sleep", "git-clone", "render", "permissions", "fetch", "copy", "sysctl", "certs"]
 
 
 Schema = dict[str, Any]
@@ -296,15 +296,45 @@ PERM_MODE = {
     "type": "string",
     "pattern": MODE_PATTERN,
 }
+_SCHEMES = (
+    "dns:|tcp:|https?://|file:|postgres(ql)?://|mysql://|rediss?://|mongodb://|amqps?://|kafka://|grpcs?://|cql://"
+)
+_API = "(gone:)?(job:|pods:|endpoints:|daemonset:|cr:)"
+TARGET_PATTERN = f"^({_SCHEMES}|{_API}|\\{{\\{{).+"
+OWNER_AS = {
+    "description": 'The app\'s user, "UID" or "UID:GID": the step runs as it (runAsUser, runAsGroup), so that '
+    "what it writes is the app's (no capability: Pod Security restricted).",
+    "type": "string",
+    "pattern": "^[0-9]{1,10}(:[0-9]{1,10})?$",
+}
+STORE = obj(
+    {"name": {"type": "string", "pattern": "^[^./][^/]*$"}, "password": {"$ref": "#/$defs/secretRef"}}, ["name"]
+)
 kinds = {
     "waitForStep": (
         "wait-for: wait until every target is ready.",
         {
             "targets": {
-                "description": "Targets: dns:NAME, tcp:HOST:PORT, http(s)://..., file:PATH (through tpl).",
+                "description": "Targets (through tpl): dns:NAME, tcp:HOST:PORT, http(s)://..., file:PATH; databases "
+                "and brokers (postgres://, mysql://, redis(s)://, mongodb://, amqp(s)://, kafka://, grpc(s)://, "
+                "cql://; a password as ?password_file=PATH of secretFiles); Kubernetes API targets "
+                "([gone:]job:, pods:, endpoints:, daemonset:, cr:; the chart's initkit.rbac grants them).",
                 "type": "array",
                 "minItems": 1,
-                "items": {"type": "string", "pattern": "^(dns:|tcp:|http://|https://|file:|\\{\\{).+"},
+                "items": {"type": "string", "pattern": TARGET_PATTERN},
+            },
+            "secretFiles": {
+                "description": "Secret keys mounted read-only as files at `path`, for a target's "
+                "?password_file=PATH (or any *_file option).",
+                "type": "array",
+                "items": obj(
+                    {
+                        "secret": nonempty,
+                        "key": keyPat,
+                        "path": {"type": "string", "pattern": "^/", "not": {"pattern": "(^|/)\\.\\.?(/|$)|/$"}},
+                    },
+                    ["secret", "key", "path"],
+                ),
             },
             "timeout": DUR,
             "interval": DUR,
@@ -373,17 +403,42 @@ kinds = {
         {"dependentRequired": {"sshKey": ["knownHosts"], "password": ["username"]}},
     ),
     "renderStep": (
-        "render: render a template into a file in a pod volume.",
+        "render: render a template (template), deep-merge files (merge) or change a file's keys (edit) into a "
+        "file in a pod volume.",
         {
             "template": {"$ref": "#/$defs/fileRef"},
+            "merge": {
+                "description": "YAML/JSON files deep-merged in order (mappings merge, the rest replaces) into dest.",
+                "type": "array",
+                "minItems": 1,
+                "items": {"$ref": "#/$defs/fileRef"},
+            },
+            "edit": {
+                "description": "A YAML, JSON, INI or .properties file below volume.mountPath whose keys set and "
+                "setFile change, comments and order kept; written back, or to dest (through tpl).",
+                "type": "string",
+                "pattern": "^(/|\\{\\{)",
+            },
+            "format": {"description": "--format of merge or edit.", "enum": ["yaml", "json", "ini", "properties"]},
             "volume": {"$ref": "#/$defs/writeVolume"},
             "dest": {"type": "string", "pattern": "^(/|\\{\\{)"},
             "values": {"type": "array", "items": {"$ref": "#/$defs/fileRef"}},
             "set": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+            "setFile": {
+                "description": "KEY: a Secret ref whose content is the value (--set-file).",
+                "type": "object",
+                "additionalProperties": {"$ref": "#/$defs/secretRef"},
+            },
             "mode": OCTAL,
         },
-        ["template", "volume", "dest"],
-        {},
+        ["volume"],
+        {
+            "oneOf": [
+                {"required": ["template", "dest"]},
+                {"required": ["merge", "dest"]},
+                {"required": ["edit"], "anyOf": [{"required": ["set"]}, {"required": ["setFile"]}]},
+            ]
+        },
     ),
     "permissionsStep": (
         "permissions: give the files of its volumeMounts an owner and a mode, as root with CHOWN, FOWNER and "
@@ -431,7 +486,13 @@ kinds = {
         },
         ["volumeMounts"],
         {
-            "anyOf": [{"required": ["owner"]}, {"required": ["uid"]}, {"required": ["gid"]}, {"required": ["mode"]}],
+            "anyOf": [
+                {"required": ["owner"]},
+                {"required": ["uid"]},
+                {"required": ["gid"]},
+                {"required": ["mode"]},
+                {"required": ["paths"]},
+            ],
             "dependentSchemas": {"owner": {"not": {"anyOf": [{"required": ["uid"]}, {"required": ["gid"]}]}}},
         },
     ),
@@ -473,6 +534,101 @@ kinds = {
             }
         },
     ),
+    "copyStep": (
+        "copy: copy files out of the app's image (an image volume), a ConfigMap, a Secret or another volume "
+        "into a pod volume.",
+        {
+            "from": obj(
+                {
+                    "image": obj(
+                        {"reference": nonempty, "pullPolicy": PULL},
+                        ["reference"],
+                        description="A Kubernetes image volume (1.31+, on by default since 1.35), mounted read-only.",
+                    ),
+                    "configMap": nonempty,
+                    "secret": nonempty,
+                    "volume": {"description": "A pod volume of yours, mounted read-only.", **nonempty},
+                    "path": {
+                        "description": "The directory or file inside the source (default /).",
+                        "type": "string",
+                        "pattern": "^(/|\\{\\{)",
+                    },
+                },
+                oneOf=[{"required": [k]} for k in ("image", "configMap", "secret", "volume")],
+            ),
+            "volume": {"$ref": "#/$defs/writeVolume"},
+            "dest": {"type": "string", "pattern": "^(/|\\{\\{)"},
+            "overwrite": {"description": "Replace files the app changed since the last copy, too.", **B},
+            "owner": OWNER_AS,
+            "mode": {"description": "chmod's mode applied to the copies' modes, a string.", **PERM_MODE},
+            "timeout": DUR,
+        },
+        ["from", "volume"],
+        {},
+    ),
+    "sysctlStep": (
+        "sysctl: set kernel parameters, writing only those that need it.",
+        {
+            "settings": {
+                "description": "KEY: VALUE (a number, or numbers separated by spaces); a key that is not namespaced "
+                "needs privileged: true.",
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"pattern": "^[A-Za-z0-9_][-A-Za-z0-9_./]*$"},
+                "additionalProperties": {"type": ["integer", "string"], "pattern": "^-?[0-9]+( +-?[0-9]+)*$"},
+            },
+            "exact": {"description": "Set each value exactly (--exact); default: only raise.", **B},
+            "privileged": {
+                "description": "Run privileged, as root: needed for keys that are not namespaced (vm.*, fs.*); "
+                "never a silent default.",
+                **B,
+            },
+            "openshiftAllowRoot": {
+                "description": "Under OpenShift adaptation, render a privileged step anyway.",
+                **B,
+            },
+        },
+        ["settings"],
+        {},
+    ),
+    "certsStep": (
+        "certs: issue a TLS certificate for the pod (its IP and names) into a pod volume, with keystores.",
+        {
+            "volume": {"$ref": "#/$defs/writeVolume"},
+            "dest": {"type": "string", "pattern": "^(/|\\{\\{)"},
+            "ca": obj(
+                {
+                    "secret": nonempty,
+                    "certKey": {"description": "Key of the CA certificate (tls.crt).", **keyPat},
+                    "keyKey": {"description": "Key of the CA's private key (tls.key).", **keyPat},
+                    "keyPassword": {"$ref": "#/$defs/secretRef"},
+                },
+                ["secret"],
+                description="The CA, from a Secret; without it one is created and kept in caDir.",
+            ),
+            "caDir": {"description": "Where a created CA is kept (default dest).", "type": "string"},
+            "caCommonName": S,
+            "caDays": {"type": "integer", "minimum": 1, "maximum": 36500},
+            "service": {"description": "Headless Service: POD_NAME.SERVICE.NS.svc.DOMAIN is added.", **S},
+            "namespace": S,
+            "clusterDomain": S,
+            "commonName": S,
+            "dnsNames": arr(S),
+            "ipAddresses": arr(S),
+            "pod": {"description": "Add the pod's name and IP (default true).", **B},
+            "keyType": {"enum": ["rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384"]},
+            "days": {"type": "integer", "minimum": 1, "maximum": 3650},
+            "renewBefore": DUR,
+            "pkcs12": STORE,
+            "keystore": STORE,
+            "truststore": STORE,
+            "alias": S,
+            "caAlias": S,
+            "owner": OWNER_AS,
+        },
+        ["volume"],
+        {"not": {"required": ["ca", "caDir"]}},
+    ),
 }
 kind_of = {
     "waitForStep": "wait-for",
@@ -482,6 +638,9 @@ kind_of = {
     "renderStep": "render",
     "permissionsStep": "permissions",
     "fetchStep": "fetch",
+    "copyStep": "copy",
+    "sysctlStep": "sysctl",
+    "certsStep": "certs",
 }
 for name in ("securityContext", "volumeMount", "writeVolume", "stepImage", "duration", "secretRef", "fileRef"):
     defs[name] = templated(defs[name])
@@ -534,6 +693,7 @@ schema = {
             "enum": [0o400, 0o440, 0o444, 0o600, 0o640, 0o644],
         },
         "volumes": arr({"$ref": "#/$defs/volume"}),
+        "rbac": obj({"create": B, "serviceAccountName": S}),
         "steps": {
             "type": "object",
             "propertyNames": {"pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},

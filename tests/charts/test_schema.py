@@ -13,7 +13,7 @@ from tests.charts.conftest import ROOT, Helm, HelmFailed
 pytestmark = pytest.mark.helm
 
 SCHEMA_ERROR = "values don't meet the specifications of the schema(s) in the following chart(s):"
-KINDS = "'wait-for', 'register', 'sleep', 'git-clone', 'render', 'permissions', 'fetch'"
+KINDS = "'wait-for', 'register', 'sleep', 'git-clone', 'render', 'permissions', 'fetch', 'copy', 'sysctl', 'certs'"
 VOLUME = {"name": "workspace", "mountPath": "/workspace"}
 
 

@@ -68,7 +68,7 @@ Usage: {{- include "initkit-example.podSpec" . | nindent 6 }}
 */}}
 {{- define "initkit-example.podSpec" -}}
 {{- $initkit := dict "values" .Values.initkit "context" $ -}}
-automountServiceAccountToken: false
+{{ include "initkit.podServiceAccount" $initkit }}
 enableServiceLinks: false
 {{- with include "initkit.adaptSecurityContext" (dict "securityContext" .Values.podSecurityContext "context" $) }}
 securityContext:

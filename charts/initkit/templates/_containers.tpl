@@ -1,7 +1,8 @@
 {{/*
 initkit.container: one init container for one step (a step as returned by initkit.steps).
 The kind's own template (templates/_step-<kind>.tpl) builds its arguments and mounts
-(and a restartPolicy: Always for a native sidecar);
+(and a restartPolicy: Always for a native sidecar, and the pod volumes of its own source
+that initkit.volumes renders, such as copy's image volume);
 this one adds what every step has: global options, image, env, securityContext,
 resources and the read-only mounts of its Secret/ConfigMap files.
 Usage:
@@ -24,7 +25,13 @@ Usage:
 {{- if $ik.debug }}{{ $args = append $args "--debug" }}{{ end -}}
 {{- $args = concat $args (list $kind) ($own.args | default list) ($step.extraArgs | default list) -}}
 {{- $mounts := $own.mounts | default list -}}
-{{- range $refs }}{{ $mounts = append $mounts (dict "name" .volume "mountPath" .dir "readOnly" true) }}{{ end -}}
+{{- range $refs -}}
+{{- if .file -}}
+{{- $mounts = append $mounts (dict "name" .volume "mountPath" .path "subPath" .key "readOnly" true) -}}
+{{- else -}}
+{{- $mounts = append $mounts (dict "name" .volume "mountPath" .dir "readOnly" true) -}}
+{{- end -}}
+{{- end -}}
 {{- $mounts = concat $mounts ($step.volumeMounts | default list) -}}
 {{- $env := concat ((include "initkit.tplTree" (dict "value" ($ik.env | default list) "context" $ctx "where" "env") | fromYaml).value) ($step.env | default list) -}}
 {{- if include "initkit.usesDownwardAPI" (dict "values" $ik "step" $step) }}{{ $env = concat (include "initkit.downwardEnv" $ctx | fromYamlArray) $env }}{{ end -}}
@@ -74,8 +81,12 @@ Usage:
 {{- $ctx := .context -}}
 {{- $mode := .values.fileMode | default 292 | int -}}
 {{- $volumes := (include "initkit.tplTree" (dict "value" (.values.volumes | default list) "context" $ctx "where" "volumes") | fromYaml).value -}}
-{{- range (include "initkit.steps" . | fromYaml).steps -}}
-{{- range (include "initkit.refs" (dict "step" . "context" $ctx) | fromYaml).refs -}}
+{{- range $step := (include "initkit.steps" . | fromYaml).steps -}}
+{{- if has $step.kind (list "copy") -}}
+{{- $where := printf "initkit: step %q (%s)" $step.name $step.kind -}}
+{{- $volumes = concat $volumes ((include (printf "initkit.step.%s" $step.kind) (dict "step" $step "file" dict "where" $where "context" $ctx "fileMode" $mode) | fromYaml).volumes | default list) -}}
+{{- end -}}
+{{- range (include "initkit.refs" (dict "step" $step "context" $ctx) | fromYaml).refs -}}
 {{- $items := list (dict "key" .key "path" .key) -}}
 {{- if .secret -}}
 {{- $volumes = append $volumes (dict "name" .volume "secret" (dict "secretName" .secret "items" $items "defaultMode" $mode)) -}}

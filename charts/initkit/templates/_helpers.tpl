@@ -80,10 +80,10 @@ Usage:
 {{- else if and (kindIs "string" $value) (contains "{{" $value) -}}
 {{- $text := include "initkit.tpl" (dict "value" $value "context" .context) -}}
 {{- $where := printf "initkit: %s: %q gave %q" (list .where $path | compact | join ".") $value $text -}}
-{{- if has $key (list "runAsUser" "runAsGroup" "fsGroup" "uid" "gid" "depth" "attempts" "stripComponents") -}}
+{{- if has $key (list "runAsUser" "runAsGroup" "fsGroup" "uid" "gid" "depth" "attempts" "stripComponents" "days" "caDays") -}}
 {{- if not (regexMatch "^[0-9]+$" $text) }}{{ fail (printf "%s, which is not a whole number" $where) }}{{ end -}}
 {{- toYaml (dict "value" (int64 $text)) -}}
-{{- else if has $key (list "enabled" "extract" "readOnly" "runAsNonRoot" "readOnlyRootFilesystem" "allowPrivilegeEscalation" "privileged" "openshiftAllowRoot" "slim" "optional") -}}
+{{- else if has $key (list "enabled" "extract" "readOnly" "runAsNonRoot" "readOnlyRootFilesystem" "allowPrivilegeEscalation" "privileged" "openshiftAllowRoot" "slim" "optional" "exact" "overwrite" "pod") -}}
 {{- if not (has $text (list "true" "false")) }}{{ fail (printf "%s, which is not true or false" $where) }}{{ end -}}
 {{- toYaml (dict "value" (eq $text "true")) -}}
 {{- else -}}
@@ -116,7 +116,7 @@ initkit.image: the image reference of a step's container:
 [global.imageRegistry or registry/]repository(:tag | @digest).
 
 The image block of the configuration, with the step's own `image` keys set over it.
-Steps that need no git (every kind but git-clone) run the slim image: the tag gets
+Steps that need no git or cryptography (every kind but git-clone and certs) run the slim image: the tag gets
 `slimSuffix` ("-slim") and `slimDigest` pins it, unless `slim` is false. A step's own
 `image.tag` or `image.digest` is used exactly as given. The tag defaults to the initkit
 chart's appVersion; a digest replaces the tag (image.digest pins the full image; a slim
@@ -136,7 +136,8 @@ Usage:
 {{- with (($ctx.Values.global | default dict).imageRegistry) }}{{ $registry = . }}{{ end -}}
 {{- $ref := required "initkit: image.repository is required" $image.repository -}}
 {{- if $registry }}{{ $ref = printf "%s/%s" (trimSuffix "/" $registry) $ref }}{{ end -}}
-{{- $slim := and (dig "slim" true $image) (ne $kind "git-clone") (ne $kind "") -}}
+{{- $full := has $kind (list "git-clone" "certs") -}}
+{{- $slim := and (dig "slim" true $image) (not $full) (ne $kind "") -}}
 {{- $suffix := $image.slimSuffix | default "" -}}
 {{- $digest := $image.digest | default "" -}}
 {{- if and $slim (not $own.digest) $image.slimDigest }}{{ $digest = $image.slimDigest }}{{ end -}}
@@ -146,8 +147,8 @@ Usage:
 {{- $tag := $image.tag | default "" | toString -}}
 {{- $tag = $tag | default (include "initkit.appVersion" $ctx) -}}
 {{- $tag = required "initkit: image.tag is required (no initkit appVersion found)" $tag -}}
-{{- if and (eq $kind "git-clone") $suffix (hasSuffix $suffix $tag) -}}
-{{- fail (printf "initkit: step %q (git-clone) needs the full image (with git), but its tag %q is the slim one" $step.name $tag) -}}
+{{- if and $full $suffix (hasSuffix $suffix $tag) -}}
+{{- fail (printf "initkit: step %q (%s) needs the full image (%s), but its tag %q is the slim one" $step.name $kind ((eq $kind "certs") | ternary "with cryptography" "with git") $tag) -}}
 {{- end -}}
 {{- if and $slim $suffix (not $own.tag) (not (hasSuffix $suffix $tag)) }}{{ $tag = printf "%s%s" $tag $suffix }}{{ end -}}
 {{- printf "%s:%s" $ref $tag -}}
@@ -243,7 +244,9 @@ Usage:
 {{/*
 initkit.usesDownwardAPI: "true" when a step gets the Downward API env: its `downwardAPI`
 (else the configuration's) is true, or auto (the default) and the step is a render or a
-register (their Jinja reads pod.*), or its values mention POD_ or NODE_NAME (e.g. an env
+register (their Jinja reads pod.*; a render's template only, not merge or edit) or a certs (the pod's IP and name go into the
+certificate), or its values mention POD_ or NODE_NAME, or a daemonset: target (its pod on
+this node: NODE_NAME) (e.g. an env
 value or an extra argument naming $POD_NAME); else "".
 Usage:
   {{- if include "initkit.usesDownwardAPI" (dict "values" .Values.initkit "step" $step) }}...{{ end }}
@@ -256,7 +259,7 @@ Usage:
 {{- end -}}
 {{- if eq $mode "auto" -}}
 {{- $text := toYaml (omit $step "downwardAPI" "name") -}}
-{{- if or (has $step.kind (list "render" "register")) (contains "POD_" $text) (contains "NODE_NAME" $text) }}true{{ end -}}
+{{- if or (has $step.kind (list "register" "certs")) (and (eq $step.kind "render") $step.template) (contains "POD_" $text) (contains "NODE_NAME" $text) (contains "daemonset:" $text) }}true{{ end -}}
 {{- else if eq $mode "true" -}}
 true
 {{- end -}}
@@ -297,10 +300,11 @@ Usage:
 
 {{/*
 initkit.securityContext: the hardened container securityContext of a step: the
-configuration's securityContext (through tpl) with the step's own keys on top (a git-clone
-step's `owner`, "UID[:GID]", sets runAsUser and runAsGroup: the checkout is the app's),
-adapted to OpenShift (a permissions step's is initkit.permissionsSecurityContext: root
-with CHOWN, FOWNER and DAC_OVERRIDE).
+configuration's securityContext (through tpl) with the step's own keys on top (a git-clone,
+copy or certs step's `owner`, "UID[:GID]", sets runAsUser and runAsGroup: what it writes
+is the app's), adapted to OpenShift (a permissions step's is
+initkit.permissionsSecurityContext: root with CHOWN, FOWNER and DAC_OVERRIDE; a sysctl
+step's with privileged: true initkit.sysctlSecurityContext: root, privileged).
 Usage:
   securityContext:
     {{- include "initkit.securityContext" (dict "values" .Values.initkit "context" $ "step" $step) | nindent 4 }}
@@ -308,18 +312,20 @@ Usage:
 {{- define "initkit.securityContext" -}}
 {{- if eq ((.step | default dict).kind | default "") "permissions" -}}
 {{- include "initkit.permissionsSecurityContext" . -}}
+{{- else if and (eq ((.step | default dict).kind | default "") "sysctl") .step.privileged -}}
+{{- include "initkit.sysctlSecurityContext" . -}}
 {{- else -}}
 {{- $step := .step | default dict -}}
 {{- $sc := (include "initkit.tplTree" (dict "value" (.values.securityContext | default dict) "context" .context "where" "securityContext") | fromYaml).value -}}
 {{- range $key, $value := ($step.securityContext | default dict) }}{{ $_ := set $sc $key $value }}{{ end -}}
-{{- if and (eq ($step.kind | default "") "git-clone") (hasKey $step "owner") -}}
+{{- if and (has ($step.kind | default "") (list "git-clone" "copy" "certs")) (hasKey $step "owner") -}}
 {{- $owner := toString $step.owner -}}
 {{- if not (regexMatch "^[0-9]{1,10}(:[0-9]{1,10})?$" $owner) -}}
-{{- fail (printf "initkit: step %q (git-clone) owner %q: give UID or UID:GID, numbers (the app's user, which git in the checkout runs as)" $step.name $owner) -}}
+{{- fail (printf "initkit: step %q (%s) owner %q: give UID or UID:GID, numbers (the app's user, which the step runs as)" $step.name $step.kind $owner) -}}
 {{- end -}}
 {{- $ids := splitList ":" $owner -}}
-{{- if eq (first $ids) "0" }}{{ fail (printf "initkit: step %q (git-clone) owner: uid 0 is root; git-clone never runs as root" $step.name) }}{{ end -}}
-{{- if hasKey ($step.securityContext | default dict) "runAsUser" }}{{ fail (printf "initkit: step %q (git-clone): set owner or securityContext.runAsUser, not both" $step.name) }}{{ end -}}
+{{- if eq (first $ids) "0" }}{{ fail (printf "initkit: step %q (%s) owner: uid 0 is root; a %s step never runs as root" $step.name $step.kind $step.kind) }}{{ end -}}
+{{- if hasKey ($step.securityContext | default dict) "runAsUser" }}{{ fail (printf "initkit: step %q (%s): set owner or securityContext.runAsUser, not both" $step.name $step.kind) }}{{ end -}}
 {{- $_ := set $sc "runAsUser" (int64 (first $ids)) -}}
 {{- if eq (len $ids) 2 }}{{ $_ := set $sc "runAsGroup" (int64 (last $ids)) }}{{ end -}}
 {{- end -}}
@@ -339,7 +345,7 @@ Usage:
 {{- if not (kindIs "map" $steps) -}}
 {{- fail "initkit: steps must be a map keyed by step name, each step with an order (a list cannot be changed with --set)" -}}
 {{- end -}}
-{{- $kinds := list "wait-for" "register" "sleep" "git-clone" "render" "permissions" "fetch" -}}
+{{- $kinds := list "wait-for" "register" "sleep" "git-clone" "render" "permissions" "fetch" "copy" "sysctl" "certs" -}}
 {{- $byOrder := dict -}}
 {{- range $name, $step := $steps -}}
 {{- if not (kindIs "map" $step) -}}
@@ -354,7 +360,7 @@ Usage:
 {{- end -}}
 {{- $kind := required (printf "initkit: steps.%s.kind is required" $name) $step.kind -}}
 {{- if not (has $kind $kinds) -}}
-{{- fail (printf "initkit: steps.%s.kind %q is unknown; use wait-for, register, sleep, git-clone, render, permissions or fetch" $name $kind) -}}
+{{- fail (printf "initkit: steps.%s.kind %q is unknown; use wait-for, register, sleep, git-clone, render, permissions, fetch, copy, sysctl or certs" $name $kind) -}}
 {{- end -}}
 {{- if not (hasKey $step "order") -}}
 {{- fail (printf "initkit: steps.%s.order is required (steps run by ascending order)" $name) -}}
@@ -371,18 +377,7 @@ Usage:
 {{- $out := list -}}
 {{- range $key := keys $byOrder | sortAlpha -}}
 {{- $step := index $byOrder $key -}}
-{{- if eq $step.kind "permissions" -}}
-{{- $groups := (include "initkit.permissions.groups" (dict "step" $step "where" (printf "initkit: step %q (permissions)" $step.name)) | fromYaml).groups -}}
-{{- range $i, $group := $groups -}}
-{{- $name := (gt $i 0) | ternary (printf "%s-%d" $step.name (add1 $i)) $step.name -}}
-{{- if and (gt $i 0) (hasKey $steps $name) -}}
-{{- fail (printf "initkit: steps.%s has %d (owner, mode) groups of paths, run as containers %s, %s-2, ...; %s is taken by another step: rename one" $step.name (len $groups) $step.name $step.name $name) -}}
-{{- end -}}
-{{- $out = append $out (merge (dict "name" $name) $group (omit $step "name" "paths" "owner" "uid" "gid" "mode")) -}}
-{{- end -}}
-{{- else -}}
 {{- $out = append $out $step -}}
-{{- end -}}
 {{- end -}}
 {{- toYaml (dict "steps" $out) -}}
 {{- end -}}
@@ -410,6 +405,37 @@ Usage:
 {{- range $i, $v := $step.values | default list -}}
 {{- $pairs = append $pairs (list (printf "values-%d" $i) $v false) -}}
 {{- end -}}
+{{- range $i, $v := $step.merge | default list -}}
+{{- $pairs = append $pairs (list (printf "merge-%d" $i) $v false) -}}
+{{- end -}}
+{{- $setFile := $step.setFile | default dict -}}
+{{- range $i, $k := keys $setFile | sortAlpha -}}
+{{- $pairs = append $pairs (list (printf "set-file-%d" $i) (index $setFile $k) true) -}}
+{{- end -}}
+{{- else if eq $step.kind "certs" -}}
+{{- with $step.ca -}}
+{{- if not (kindIs "map" .) }}{{ fail (printf "initkit: step %q (certs) ca must be {secret: NAME, certKey: tls.crt, keyKey: tls.key}" $step.name) }}{{ end -}}
+{{- $secret := required (printf "initkit: step %q (certs) ca.secret is required (the Secret holding the CA's certificate and key)" $step.name) .secret -}}
+{{- $pairs = append $pairs (list "ca-cert" (dict "secret" $secret "key" (.certKey | default "tls.crt")) true) -}}
+{{- $pairs = append $pairs (list "ca-key" (dict "secret" $secret "key" (.keyKey | default "tls.key")) true) -}}
+{{- $pairs = append $pairs (list "ca-key-password" .keyPassword true) -}}
+{{- end -}}
+{{- range $store := list "pkcs12" "keystore" "truststore" -}}
+{{- with index $step $store -}}
+{{- if not (kindIs "map" .) }}{{ fail (printf "initkit: step %q (certs) %s must be {name: FILE, password: {secret: NAME, key: KEY}}" $step.name $store) }}{{ end -}}
+{{- $pairs = append $pairs (list (printf "%s-password" $store) .password true) -}}
+{{- end -}}
+{{- end -}}
+{{- else if eq $step.kind "wait-for" -}}
+{{- range $i, $v := $step.secretFiles | default list -}}
+{{- $where := printf "initkit: step %q (wait-for) secretFiles[%d]" $step.name $i -}}
+{{- if not (kindIs "map" $v) }}{{ fail (printf "%s must be {secret: NAME, key: KEY, path: /FILE}" $where) }}{{ end -}}
+{{- $path := toString (required (printf "%s: path is required (the file a target names, e.g. ?password_file=PATH)" $where) $v.path) -}}
+{{- if or (not (hasPrefix "/" $path)) (hasSuffix "/" $path) (regexMatch "(^|/)\\.\\.?(/|$)" $path) -}}
+{{- fail (printf "%s: path %q must be an absolute file path, without . or .. components" $where $path) -}}
+{{- end -}}
+{{- $pairs = append $pairs (list (printf "secret-%d" $i) (dict "secret" $v.secret "key" $v.key "file" $path) true) -}}
+{{- end -}}
 {{- end -}}
 {{- $refs := list -}}
 {{- range $pairs -}}
@@ -433,6 +459,7 @@ Usage:
 {{- $key := required (printf "%s: key is required" $where) $ref.key -}}
 {{- $dir := printf "/var/run/initkit/%s" $purpose -}}
 {{- $entry := dict "purpose" $purpose "volume" (printf "%s-%s" $step.name $purpose) "dir" $dir "path" (printf "%s/%s" $dir $key) "key" $key -}}
+{{- with $ref.file }}{{ $_ := set $entry "path" . }}{{ $_ := set $entry "file" true }}{{ end -}}
 {{- if $ref.secret -}}
 {{- $_ := set $entry "secret" (toString $ref.secret) -}}
 {{- else -}}

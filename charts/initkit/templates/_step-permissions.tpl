@@ -1,10 +1,12 @@
 {{/*
 initkit.step.permissions: the CLI arguments of a permissions step, as YAML {args: [...], mounts: [...]}
-(its mounts are the step's own `volumeMounts`, which initkit.container adds). paths go
-through tpl and default to the mountPaths of those mounts; each must be the mountPath
-of a writable mount or below it (the root filesystem is read-only, and the image's own
-files are not the step's to change). owner is "UID", "UID:GID" or ":GID", or uid and gid
-as numbers; mode is chmod's (symbolic or octal), a string.
+(its mounts are the step's own `volumeMounts`, which initkit.container adds), one container
+for every path. paths go through tpl and default to the mountPaths of those mounts; each
+must be the mountPath of a writable mount or below it (the root filesystem is read-only,
+and the image's own files are not the step's to change). A plain path takes the step's
+owner and mode (positional PATHs); an entry {path, owner, mode} becomes
+`--path PATH OWNER MODE`, `-` for what it leaves to the step's. owner is "UID",
+"UID:GID" or ":GID", or uid and gid as numbers; mode is chmod's (symbolic or octal), a string.
 Replaces Bitnami's volumePermissions: chown -R 1001:1001 /data && chmod -R g+rwX /data
 Usage (from initkit.container):
   {{- $out := include "initkit.step.permissions" (dict "step" $step "file" $file "where" $where "context" $ctx) | fromYaml }}
@@ -16,11 +18,30 @@ Usage (from initkit.container):
 {{- if not $mounts -}}
 {{- fail (printf "%s: volumeMounts is required (the volumes whose owner and mode it fixes)" $where) -}}
 {{- end -}}
-{{- $paths := $step.paths | default list -}}
-{{- if not $paths -}}
-{{- range $mounts }}{{ if not .readOnly }}{{ $paths = append $paths .mountPath }}{{ end }}{{ end -}}
+{{- $owner := "" -}}
+{{- if hasKey $step "owner" -}}
+{{- if or (hasKey $step "uid") (hasKey $step "gid") }}{{ fail (printf "%s: set owner or uid/gid, not both" $where) }}{{ end -}}
+{{- $owner = include "initkit.permissions.owner" $step.owner -}}
+{{- else if or (hasKey $step "uid") (hasKey $step "gid") -}}
+{{- if hasKey $step "uid" }}{{ $owner = printf "%d" (int64 $step.uid) }}{{ end -}}
+{{- if hasKey $step "gid" }}{{ $owner = printf "%s:%d" $owner (int64 $step.gid) }}{{ end -}}
 {{- end -}}
-{{- range $path := $paths -}}
+{{- if hasKey $step "mode" -}}
+{{- include "initkit.permissions.mode" (dict "mode" $step.mode "where" $where) -}}
+{{- end -}}
+{{- $entries := $step.paths | default list -}}
+{{- if not $entries -}}
+{{- range $mounts }}{{ if not .readOnly }}{{ $entries = append $entries .mountPath }}{{ end }}{{ end -}}
+{{- end -}}
+{{- if not $entries }}{{ fail (printf "%s: no path to fix: its volumeMounts are all readOnly" $where) }}{{ end -}}
+{{- $plain := list -}}
+{{- $own := list -}}
+{{- range $entry := $entries -}}
+{{- $path := $entry -}}
+{{- if kindIs "map" $entry -}}
+{{- $path = required (printf "%s: each entry of paths is a path or {path, owner, mode}; path is required" $where) $entry.path -}}
+{{- end -}}
+{{- $path = toString $path -}}
 {{- if regexMatch "(^|/)\\.\\.?(/|$)" $path -}}
 {{- fail (printf "%s: path %q has a . or .. component; give the path itself" $where $path) -}}
 {{- end -}}
@@ -32,64 +53,37 @@ Usage (from initkit.container):
 {{- if not $inside -}}
 {{- fail (printf "%s: path %q must be the mountPath of one of its writable volumeMounts or below it" $where $path) -}}
 {{- end -}}
+{{- if kindIs "map" $entry -}}
+{{- $o := hasKey $entry "owner" | ternary (include "initkit.permissions.owner" $entry.owner) "-" -}}
+{{- $m := "-" -}}
+{{- if hasKey $entry "mode" }}{{ include "initkit.permissions.mode" (dict "mode" $entry.mode "where" $where) }}{{ $m = $entry.mode }}{{ end -}}
+{{- if and (eq $o "-") (not $owner) (eq $m "-") (not (hasKey $step "mode")) -}}
+{{- fail (printf "%s: nothing to do for path %q: give it an owner or a mode, or set the step's" $where $path) -}}
 {{- end -}}
-{{- if not $paths }}{{ fail (printf "%s: no path to fix: its volumeMounts are all readOnly" $where) }}{{ end -}}
-{{- $args := $paths -}}
-{{- with $step.owner }}{{ $args = concat $args (list "--owner" (toString .)) }}{{ end -}}
-{{- if hasKey $step "mode" -}}
-{{- if not (kindIs "string" $step.mode) -}}
-{{- fail (printf "%s: mode must be a string: quote an octal mode (mode: \"0750\"), YAML reads 0750 as the number 488" $where) -}}
+{{- $own = concat $own (list "--path" $path $o $m) -}}
+{{- else -}}
+{{- $plain = append $plain $path -}}
 {{- end -}}
-{{- $args = concat $args (list "--mode" $step.mode) -}}
 {{- end -}}
-{{- if not (or $step.owner (hasKey $step "mode")) -}}
-{{- fail (printf "%s: nothing to do: set owner (or uid/gid), mode, or both (paths: %s)" $where (join ", " $paths)) -}}
+{{- if and $plain (not (or $owner (hasKey $step "mode"))) -}}
+{{- fail (printf "%s: nothing to do: set owner (or uid/gid), mode, or both (paths: %s)" $where (join ", " $plain)) -}}
 {{- end -}}
-{{- toYaml (dict "args" $args "mounts" (list)) -}}
+{{- $args := $plain -}}
+{{- with $owner }}{{ $args = concat $args (list "--owner" .) }}{{ end -}}
+{{- if hasKey $step "mode" }}{{ $args = concat $args (list "--mode" $step.mode) }}{{ end -}}
+{{- toYaml (dict "args" (concat $args $own) "mounts" (list)) -}}
 {{- end -}}
 
 {{/*
-initkit.permissions.groups: the paths of a permissions step grouped by their (owner, mode),
-in the order first given, as YAML {groups: [{paths, owner, mode?}]}: one CLI invocation
-(one init container) each, since one `initkit permissions` takes one owner and one mode.
-A path is a string or {path, owner, mode}; what an entry leaves out is the step's own
-owner (or uid/gid) and mode. Without paths: one group, the default paths.
-Usage (from initkit.steps):
-  {{- $groups := (include "initkit.permissions.groups" (dict "step" $step "where" $where) | fromYaml).groups }}
+initkit.permissions.mode: fails unless a permissions mode is a string (YAML reads 0750 as
+the number 488); renders nothing.
+Usage:
+  {{- include "initkit.permissions.mode" (dict "mode" $step.mode "where" $where) }}
 */}}
-{{- define "initkit.permissions.groups" -}}
-{{- $step := .step -}}
-{{- $where := .where -}}
-{{- $owner := "" -}}
-{{- if hasKey $step "owner" -}}
-{{- if or (hasKey $step "uid") (hasKey $step "gid") }}{{ fail (printf "%s: set owner or uid/gid, not both" $where) }}{{ end -}}
-{{- $owner = include "initkit.permissions.owner" $step.owner -}}
-{{- else if or (hasKey $step "uid") (hasKey $step "gid") -}}
-{{- if hasKey $step "uid" }}{{ $owner = printf "%d" (int64 $step.uid) }}{{ end -}}
-{{- if hasKey $step "gid" }}{{ $owner = printf "%s:%d" $owner (int64 $step.gid) }}{{ end -}}
+{{- define "initkit.permissions.mode" -}}
+{{- if not (kindIs "string" .mode) -}}
+{{- fail (printf "%s: mode must be a string: quote an octal mode (mode: \"0750\"), YAML reads 0750 as the number %v" .where .mode) -}}
 {{- end -}}
-{{- $default := dict "owner" $owner -}}
-{{- if hasKey $step "mode" }}{{ $_ := set $default "mode" $step.mode }}{{ end -}}
-{{- $groups := list -}}
-{{- range $step.paths | default list -}}
-{{- $group := deepCopy $default -}}
-{{- $path := . -}}
-{{- if kindIs "map" . -}}
-{{- $path = required (printf "%s: each entry of paths is a path or {path, owner, mode}; path is required" $where) .path -}}
-{{- if hasKey . "owner" }}{{ $_ := set $group "owner" (include "initkit.permissions.owner" .owner) }}{{ end -}}
-{{- if hasKey . "mode" }}{{ $_ := set $group "mode" .mode }}{{ end -}}
-{{- end -}}
-{{- $found := false -}}
-{{- range $groups -}}
-{{- if and (not $found) (eq (toJson (omit . "paths")) (toJson $group)) -}}
-{{- $_ := set . "paths" (append .paths (toString $path)) -}}
-{{- $found = true -}}
-{{- end -}}
-{{- end -}}
-{{- if not $found }}{{ $groups = append $groups (merge (dict "paths" (list (toString $path))) $group) }}{{ end -}}
-{{- end -}}
-{{- if not $groups }}{{ $groups = list $default }}{{ end -}}
-{{- toYaml (dict "groups" $groups) -}}
 {{- end -}}
 
 {{/*
