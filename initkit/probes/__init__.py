@@ -33,7 +33,10 @@ class Probe(Protocol):
     def check(self, token: Token | None = None) -> str: ...
 
 
-SCHEMES = "dns:NAME[?type=TYPE&min=N], tcp:HOST:PORT, http://URL[#EXPECT], https://URL[#EXPECT] or file:PATH"
+SCHEMES = (
+    "dns:NAME[?type=TYPE&min=N], tcp:HOST:PORT, http://URL[#EXPECT], https://URL[#EXPECT], file:PATH, "
+    "or a Kubernetes API target: job:, pods:, endpoints:, daemonset:, cr:, gone:"
+)
 HTTP_EXPECT_KEYS = "status=200,204 (or 2xx), body=TEXT, regex=PATTERN, json=FIELD=VALUE, header=NAME:TEXT"
 
 
@@ -134,9 +137,18 @@ def parse(
     dns_server: str | None = None,
     ca_file: str | None = None,
     deadline: float | None = None,
+    kube: Callable[[], tuple[Any, float]] | None = None,
 ) -> Probe:
-    """A probe for TARGET; `deadline` (on the run token's clock) bounds each DNS check so it ends in time."""
+    """A probe for TARGET; `deadline` (on the run token's clock) bounds each DNS check so it ends in time.
+
+    `kube` gives the API configuration and the watch lifetime, loaded only when an API target needs them."""
     kind, sep, rest = target.partition(":")
+    if kind in ("job", "pods", "endpoints", "daemonset", "cr", "gone"):
+        from initkit.probes.kube import parse as parse_kube
+
+        if kube is None:
+            raise BadInput(f"{without_userinfo(target)!r}: Kubernetes API targets are wait-for's only")
+        return parse_kube(target, kube)
     if not sep or not rest:
         raise BadInput(f"malformed target {without_userinfo(target)!r}: expected {SCHEMES}")
     if kind == "dns":
