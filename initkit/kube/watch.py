@@ -73,6 +73,7 @@ def wait(
             if version is None:
                 items, version = client.list(query.resource, query.params)
                 state = _reduce(items, query.summarize)
+                log.debug(f"kube: listed {len(items)} {shown} at resourceVersion {version}; watching")
                 if (detail := judged()) is not None:
                     return detail
             began = clock.monotonic()
