@@ -81,7 +81,12 @@ class Expired(ApiError):
 
 
 class Event(dict[str, Any]):
-    """One watch event: {"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": {...}}."""
+    """One watch event: {"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": {...}}.
+
+    `settled`: no further whole event had arrived with it, so judging now sees the latest state
+    (judging after every event of a burst would cost the square of the burst)."""
+
+    settled = True
 
 
 class ApiClient:
@@ -140,9 +145,7 @@ class ApiClient:
         _check_status(response.status_code, body, verb, resource)
         return _json_object(body, f"the {resource.shown} list")
 
-    def watch(
-        self, resource: Resource, params: dict[str, str], version: str, lifetime: float
-    ) -> Iterator[dict[str, Any]]:
+    def watch(self, resource: Resource, params: dict[str, str], version: str, lifetime: float) -> Iterator[Event]:
         """Events after VERSION until the server ends the watch (after about LIFETIME seconds) or the
         connection breaks (ApiError); Expired for 410 Gone (in the head or as an ERROR event)."""
         query = {
@@ -166,8 +169,9 @@ class ApiClient:
                     _check_status(response.status_code, body, "watch", resource)
                     raise ApiError(f"the watch of {resource.shown} answered HTTP {response.status_code}")
                 try:
-                    for line in _lines(response, self.token):
-                        event = _json_object(line, f"a {resource.shown} watch event")
+                    for line, settled in _lines(response, self.token):
+                        event = Event(_json_object(line, f"a {resource.shown} watch event"))
+                        event.settled = settled
                         if event.get("type") == "ERROR":
                             _raise_status_event(event.get("object"), resource)
                         yield event
@@ -184,8 +188,9 @@ class ApiClient:
             raise ApiError(f"cannot reach the API server {self.config.server}: {exc}") from None
 
 
-def _lines(response: Any, token: Token) -> Iterator[bytes]:
-    """The body's lines, each at most MAX_OBJECT bytes and each whole within OBJECT_TIMEOUT of its start."""
+def _lines(response: Any, token: Token) -> Iterator[tuple[bytes, bool]]:
+    """The body's lines (and whether no further whole line came with it), each at most MAX_OBJECT
+    bytes and each whole within OBJECT_TIMEOUT of its start."""
     clock = token.clock
     pending = bytearray()
     began = 0.0
@@ -202,7 +207,7 @@ def _lines(response: Any, token: Token) -> Iterator[bytes]:
             if len(pending) > MAX_OBJECT:
                 raise ApiError(f"the API server sent a watch event over {MAX_OBJECT >> 20} MiB")
             if pending.strip():
-                yield bytes(pending)
+                yield bytes(pending), chunk.find(b"\n", end + 1) < 0
             pending.clear()
             start = end + 1
             began = clock.monotonic()

@@ -64,7 +64,9 @@ class Target:
         resource = self.resource(namespace)
         where = f"{resource.namespace}/{self.name}"
         if self.kind == "job":
-            return Query(resource, {"fieldSelector": f"metadata.name={self.name}"}, _job, self._judge_job(where))
+            return Query(
+                resource, {"fieldSelector": f"metadata.name={self.name}"}, self._named(_job), self._judge_job(where)
+            )
         if self.kind == "pods":
             return Query(resource, {"labelSelector": self.name}, _pod, self._judge_pods(where))
         if self.kind == "daemonset":
@@ -73,7 +75,13 @@ class Target:
         if self.kind == "endpoints":
             params = {"labelSelector": f"kubernetes.io/service-name={self.name}"}
             return Query(resource, params, _slice, self._judge_endpoints(where))
-        return Query(resource, {"fieldSelector": f"metadata.name={self.name}"}, self._cr, self._judge_cr(where))
+        return Query(
+            resource, {"fieldSelector": f"metadata.name={self.name}"}, self._named(self._cr), self._judge_cr(where)
+        )
+
+    def _named(self, summarize: Any) -> Any:
+        """Only the object of that name is kept, whatever else a server sends (it was asked for no other)."""
+        return lambda obj: summarize(obj) if _get(obj, "metadata", "name") == self.name else None
 
     # ---- judgements: (ready, detail when ready / reason when not) ----
 

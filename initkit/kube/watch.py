@@ -62,9 +62,11 @@ def wait(
     failures = 0
     shown = query.resource.shown
 
+    trouble = ""  # the last failure, shown with the state until a watch goes well again
+
     def judged() -> str | None:
         ready, text = query.judge(state)
-        report(text)
+        report(f"{text}; {trouble}" if trouble and not ready else text)
         return text if ready else None
 
     while True:
@@ -78,13 +80,17 @@ def wait(
                     return detail
             began = clock.monotonic()
             events = 0
+            dirty = False  # a change not judged yet (a burst is judged once, at its last event)
             for event in client.watch(query.resource, query.params, version, lifetime):
                 events += 1
                 version = _apply(event, state, query.summarize) or version
-                if event.get("type") != "BOOKMARK" and (detail := judged()) is not None:
-                    return detail
+                dirty = dirty or event.get("type") != "BOOKMARK"
+                if dirty and event.settled:
+                    dirty = False
+                    if (detail := judged()) is not None:
+                        return detail
             if events or clock.monotonic() - began >= QUICK_END:
-                failures = 0
+                failures, trouble = 0, ""
                 log.debug(f"kube: the watch of {shown} ended; resuming from resourceVersion {version}")
                 continue
             raise ApiError(f"the watch of {shown} ended at once, with no event")
@@ -101,6 +107,7 @@ def wait(
         except TokenUnreadable as exc:  # the token file could not be read at this attempt
             error = str(exc)
         failures += 1
+        trouble = error
         report(error)
         delay = backoff(failures)
         log.debug(f"kube: {error}; again in {delay:.2f}s")
