@@ -139,8 +139,14 @@ def push_index(img: dict, ver: str, platforms: list[str], registry: str, out: Pa
         run("buildah", "manifest", "add", listname, image, capture=True)
     tls = ["--tls-verify=false"] if is_loopback(registry) else []
     digestfile = out / f"{img['name']}.index-digest"
-    run("buildah", "manifest", "push", *tls, "--all", "--format", "oci", "--digestfile", str(digestfile), listname,
-        f"docker://{ref}")  # fmt: skip
+    try:
+        run("buildah", "manifest", "push", *tls, "--all", "--format", "oci", "--digestfile", str(digestfile), listname,
+            f"docker://{ref}")  # fmt: skip
+    finally:
+        # The index lives only to be pushed. Left in the store, it outlives the platform images it
+        # names (the next release rebuilds them under the same tags), and then every
+        # `podman images -a` on the machine fails reading its missing instance.
+        run("buildah", "manifest", "rm", listname, capture=True)
     index_digest = digestfile.read_text().strip()
     digestfile.unlink()
     index = json.loads(run("skopeo", "inspect", *tls, "--raw", f"docker://{ref}", capture=True))

@@ -33,14 +33,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from initkit.errors import Stopped
+
+if TYPE_CHECKING:
+    import subprocess
 
 T = TypeVar("T")
 
@@ -265,6 +267,8 @@ class Token:
         """subprocess.run under the token (same arguments, but `timeout`: the deadline is the token's):
         the child is terminated (SIGTERM, then SIGKILL) when the token is cancelled (Stopped) or its
         deadline passes (subprocess.TimeoutExpired)."""
+        import subprocess  # here, not at the top: `initkit sleep 0` starts no process
+
         if capture_output:
             kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
         with subprocess.Popen(argv, **kwargs) as proc:
@@ -314,6 +318,8 @@ class Token:
 
 
 def _terminate(proc: subprocess.Popen[Any]) -> None:
+    import subprocess
+
     proc.terminate()
     try:
         proc.wait(TERMINATE_GRACE)

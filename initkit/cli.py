@@ -24,6 +24,7 @@ COMMANDS = {
     "render": ("initkit.commands.render", "Render Jinja templates with pod facts and values."),
     "fetch": ("initkit.commands.fetch", "Download a file or archive, verify its SHA-256, and put it in place."),
     "permissions": ("initkit.commands.permissions", "Set a volume's owner and mode, changing only what differs."),
+    "sysctl": ("initkit.commands.sysctl", "Set kernel parameters (sysctls), raising only those that are lower."),
     "info": ("initkit.commands.info", "Print the pod facts as JSON."),
 }
 

@@ -11,7 +11,6 @@ line, whatever a server put in its reason phrase or body.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any
@@ -78,6 +77,8 @@ def emit(level: int, msg: str, **fields: Any) -> None:
         }
         for key, value in fields.items():
             record[key] = redact(value) if isinstance(value, str) else value
+        import json  # only for --log-format json: text logs start without it
+
         line = json.dumps(record, default=str)
     else:
         prefix = "initkit" + (f" {_state['command']}" if _state["command"] else "")

@@ -7,7 +7,6 @@ of credential headers), a URL's userinfo, and the values of secret-looking query
 
 from __future__ import annotations
 
-import json
 import re
 
 MASK = "***"
@@ -72,6 +71,8 @@ def _escaped_forms(secret: str) -> set[str]:
         # repr picks its quotes by content; the text around the secret may have picked the other ones
         bare = quoted.replace("\\'", "'").replace('\\"', '"')
         forms.update((quoted, bare, bare.replace("'", "\\'"), bare.replace('"', '\\"')))
+    import json  # only when a secret is registered
+
     forms.add(json.dumps(secret)[1:-1])
     forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
     return forms

@@ -121,6 +121,7 @@ HEAVY = ("requests", "jinja2", "dns", "git", "yaml", "urllib3")
         (["wait-for", "tcp:127.0.0.1:9", "--timeout", "1ms"], ()),
         (["wait-for", "file:/", "--timeout", "1ms"], ()),
         (["wait-for", "dns:a.test", "--dns-server", "127.0.0.1:9", "--timeout", "1ms"], ("dns",)),
+        (["sysctl", "--root", "/nonexistent", "vm.max_map_count=1"], ()),  # exit 1 before any read
     ],
 )
 def test_subcommands_import_only_what_they_use(args, allowed):
@@ -149,3 +150,16 @@ def test_python_warnings_are_json_lines_too(run_cli, monkeypatch):
         result = run_cli("--log-format", "json", "sleep", "0")
     (record,) = [json.loads(line) for line in result.lines]
     assert record["level"] == "warning" and record["msg"] == "DeprecationWarning: old API"
+
+
+@pytest.mark.parametrize("args", [["--version"], ["sleep", "0"]])
+def test_start_up_loads_no_process_or_json_machinery(args):
+    """bench/bench_cli.py's start-up target (<= 1.25x `import click`) rests on this: the run's
+    token and the text logs load neither subprocess (selectors) nor json."""
+    code = (
+        "import sys\nfrom initkit.cli import run\nrun(sys.argv[1:])\n"
+        "print('loaded:', *sorted(m for m in sys.modules if m in ('subprocess', 'selectors', 'json')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "loaded:", proc.stdout

@@ -282,3 +282,14 @@ def test_python_sdist_and_wheel(release: Release):
     assert names == {f"initkit-{ver}.tar.gz", f"initkit-{ver}-py3-none-any.whl"}
     for name in names:
         assert (release.out / "python" / name).is_file()
+
+
+def test_release_leaves_the_machine_s_podman_working(release: Release):
+    """The release's image indexes are pushed, then removed from the local store: left there, they
+    outlive the platform images they name, and `podman images -a` fails for everyone."""
+    listed = subprocess.run(["podman", "images", "-a"], capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    for img in IMAGES:
+        name = f"localhost/initkit-release/{img['name']}-index:{release.report['version']}"
+        inspect = subprocess.run(["buildah", "manifest", "inspect", name], capture_output=True, timeout=60)
+        assert inspect.returncode != 0, f"{name} left in the local store"
