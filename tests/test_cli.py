@@ -135,6 +135,24 @@ def test_subcommands_import_only_what_they_use(args, allowed):
     assert not (loaded & set(HEAVY)) - set(allowed), f"{args} imported {(loaded & set(HEAVY)) - set(allowed)}"
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sleep", "0"],
+        ["wait-for", "tcp:127.0.0.1:9", "--timeout", "1ms"],
+        ["wait-for", "file:/", "dns:a.test", "--dns-server", "127.0.0.1:9", "--timeout", "1ms"],
+    ],
+)
+def test_only_api_targets_import_the_kubernetes_client(args):
+    """initkit.kube (its client, watch, config and their yaml) loads for job:, pods:... only."""
+    code = (
+        "import sys\nfrom initkit.cli import run\nrun(sys.argv[1:])\n"
+        "print('loaded:', *sorted(m for m in sys.modules if m.startswith(('initkit.kube', 'initkit.probes.kube'))))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=30)
+    assert proc.stdout.splitlines()[-1] == "loaded:", proc.stdout + proc.stderr
+
+
 def test_python_warnings_are_json_lines_too(run_cli, monkeypatch):
     import warnings
 
