@@ -14,6 +14,7 @@ import base64
 import contextlib
 import os
 import queue
+import shlex
 import socket
 import subprocess
 import sys
@@ -79,7 +80,7 @@ def _admin_ca() -> bytes:
     return base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"])
 
 
-def _service_account(kube: Kube, ns: str, name: str, *, granted: bool) -> None:
+def _service_account(kube: Kube, ns: str, name: str, *, granted: bool, more: tuple[dict[str, Any], ...] = ()) -> None:
     docs: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}}
     ]
@@ -98,6 +99,7 @@ def _service_account(kube: Kube, ns: str, name: str, *, granted: bool) -> None:
                         "verbs": ["get", "list", "watch"],
                     },
                     {"apiGroups": [GROUP], "resources": ["widgets"], "verbs": ["get", "list", "watch"]},
+                    *more,
                 ],
             },
             {
@@ -291,6 +293,94 @@ def test_a_job_that_fails_is_exit_1_at_once(kube: Kube, ns: str, waiter: Path) -
     assert lines[-1].startswith(f"initkit wait-for: error: job:bad: job {ns}/bad failed: BackoffLimitExceeded"), lines
 
 
+def _readme_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("#### Waiting on the Kubernetes API")
+    return text[start : text.index("\n### ", start)]
+
+
+def _readme_example() -> list[str]:
+    """The targets of the section's command, as a shell would split them."""
+    section = _readme_section()
+    block = section.split("```\n", 2)[1]
+    argv = shlex.split(block.replace("\\\n", " "))
+    assert argv[:2] == ["initkit", "wait-for"], argv
+    return argv[2:]
+
+
+CERTS = "certificates.cert-manager.io"
+
+
+@pytest.fixture(scope="module")
+def certificates(cluster: None) -> Iterator[None]:
+    """cert-manager's Certificate kind (its CRD only, no controller), unless the node has it already."""
+    kube = Kube()
+    if kube.run("get", "crd", CERTS, "--ignore-not-found", "-o", "name").strip():
+        yield
+        return
+    kube.apply(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": CERTS},
+            "spec": {
+                "group": "cert-manager.io",
+                "names": {"plural": "certificates", "singular": "certificate", "kind": "Certificate"},
+                "scope": "Namespaced",
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                    }
+                ],
+            },
+        }
+    )
+    kube.run("wait", "--for=condition=Established", f"crd/{CERTS}", "--timeout=60s", timeout=70)
+    yield
+    kube.run("delete", "crd", CERTS, "--wait=false", "--ignore-not-found", check=False)
+
+
+def test_the_readme_example_runs_as_written(kube: Kube, ns: str, tmp_path: Path, certificates: None) -> None:
+    targets = _readme_example()
+    certs = {"apiGroups": ["cert-manager.io"], "resources": ["certificates"], "verbs": ["get", "list", "watch"]}
+    _service_account(kube, ns, "waiter", granted=True, more=(certs,))
+    token_file = tmp_path / "token"
+    token_file.write_text(_token(kube, ns, "waiter"))
+    config = _kubeconfig(tmp_path, ns, token_file)
+    kube.apply(_job("old-migrate", ns, ["sleep", "1h"]))
+    run = Initkit(*targets, "--kubeconfig", str(config), "--timeout", "150s", env={"NODE_NAME": NODE})
+    run.wait_for_line("; watching", count=len(targets))
+    web = _sleeper("Deployment", "web", ns)
+    web["spec"]["replicas"] = 2
+    kube.apply(
+        [
+            _job("migrate", ns, ["sleep", "0"]),
+            web,
+            _sleeper("DaemonSet", "node-agent", ns),
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "mydb", "namespace": ns},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 5432, "targetPort": 5432}]},
+            },
+            {
+                "apiVersion": "cert-manager.io/v1",
+                "kind": "Certificate",
+                "metadata": {"name": "web-tls", "namespace": ns},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+            },
+        ]
+    )
+    kube.run("delete", "job", "old-migrate", "-n", ns, "--wait=false")
+    code, lines = run.finish(timeout=150)
+    assert code == 0, lines
+    for target in targets:
+        assert any(line.startswith(f"initkit wait-for: {target} is ready") for line in lines), (target, lines)
+
+
 @pytest.mark.parametrize(
     ("target", "verb_resource"),
     [
@@ -318,6 +408,9 @@ def test_rbac_denied_is_one_line_naming_verb_resource_and_namespace(
         f"in namespace {ns} (it needs get, list and watch on {verb_resource.split()[1]} there)"
     )
     assert token not in "\n".join(run.lines)
+    if target == "job:x":  # the README's example line is this one, in namespace "app"
+        shown = lines[-1].removeprefix("initkit wait-for: error: ").replace(f" {ns} ", " app ")
+        assert f"`{shown}`" in _readme_section(), shown
 
 
 class CuttingProxy:
