@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test check docs setup images release lint bench bench-jobs bench-images clean cluster cluster-down
+.PHONY: demo test check docs setup images release lint bench bench-jobs bench-images bench-kube clean cluster cluster-down
 
 # constraints.txt: the library versions the images ship (Debian trixie's), for the venv too.
 $(VENV)/.runtime: pyproject.toml constraints.txt
@@ -86,6 +86,10 @@ bench-jobs: $(VENV)/.test
 
 bench-images:
 	python3 bench/bench_images.py
+
+# Root, on the node (`make cluster`): wait-for's API targets against `kubectl wait`, side by side.
+bench-kube: $(VENV)/.test cluster
+	$(PY) bench/bench_kube.py
 
 # A real single-node Kubernetes on this machine (root; see README "Kubernetes, for real"): builds
 # it from pinned Go modules into /var/cache/initkit-cluster once, imports the images, returns once

@@ -27,10 +27,11 @@ Imported only by commands that send HTTP: `initkit sleep` loads no requests.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -541,6 +542,30 @@ class Client:
                 raise RequestFailed(reason, len(retry.history) + 1) from None
             retry.sleep()
 
+    @contextlib.contextmanager
+    def stream(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        deadline: float | None,
+        per_attempt: float,
+        read_timeout: float,
+    ) -> Iterator[Stream]:
+        """GET `url` once (no retry: the caller has its own) and hand its answer, body unread, to the
+        caller; the watchdog cuts the connection at `deadline` or `per_attempt` after it opened (a drip
+        never outlives them) or when the token is cancelled. Raises GaveUp, RequestFailed, BadInput."""
+        watchdog = _Watchdog(deadline, per_attempt, self.token)
+        try:
+            response = self._open("GET", url, None, headers, watchdog, read_timeout=read_timeout)
+            try:
+                yield Stream(response, watchdog)
+            finally:
+                response.close()
+        finally:
+            _current.watchdog = None
+            watchdog.close()
+
     def _open(
         self,
         method: str,
@@ -599,6 +624,18 @@ class Client:
             self.token.check()
             cut = watchdog.take_fired()
             raise RequestFailed("timed out" if cut else describe_error(exc)) from None
+
+
+@dataclass
+class Stream:
+    """An answer being read by `Client.stream`'s caller, and whether its watchdog cut it off."""
+
+    response: requests.Response
+    _watchdog: _Watchdog = field(repr=False)
+
+    def cut(self) -> bool:
+        """The connection was shut by the watchdog (its time was up, or the token was cancelled)."""
+        return self._watchdog.take_fired() or self._watchdog.cancelled.is_set()
 
 
 class _BodyCut(urllib3.exceptions.ProtocolError):

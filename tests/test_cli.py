@@ -162,6 +162,24 @@ def test_subcommands_import_only_what_they_use(args, allowed):
     assert set(allowed) & set(DRIVERS) <= loaded
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sleep", "0"],
+        ["wait-for", "tcp:127.0.0.1:9", "--timeout", "1ms"],
+        ["wait-for", "file:/", "dns:a.test", "--dns-server", "127.0.0.1:9", "--timeout", "1ms"],
+    ],
+)
+def test_only_api_targets_import_the_kubernetes_client(args):
+    """initkit.kube (its client, watch, config and their yaml) loads for job:, pods:... only."""
+    code = (
+        "import sys\nfrom initkit.cli import run\nrun(sys.argv[1:])\n"
+        "print('loaded:', *sorted(m for m in sys.modules if m.startswith(('initkit.kube', 'initkit.probes.kube'))))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=30)
+    assert proc.stdout.splitlines()[-1] == "loaded:", proc.stdout + proc.stderr
+
+
 def test_python_warnings_are_json_lines_too(run_cli, monkeypatch):
     import warnings
 
@@ -190,3 +208,21 @@ def test_start_up_loads_no_process_or_json_machinery(args):
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "loaded:", proc.stdout
+
+
+def test_an_api_target_in_a_pod_reads_no_yaml(tmp_path):
+    """In a pod the configuration is the ServiceAccount's files: PyYAML (for a kubeconfig) stays unloaded."""
+    (tmp_path / "token").write_text("t0ken\n")
+    (tmp_path / "namespace").write_text("app\n")
+    code = (
+        "import sys\nfrom initkit.kube import config\n"
+        f"config.SERVICEACCOUNT_DIR = {str(tmp_path)!r}\n"
+        "from initkit.cli import run\nrun(sys.argv[1:])\n"
+        "print('loaded:', *sorted(m for m in sys.modules if m.split('.')[0] == 'yaml'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    env |= {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "9"}
+    args = ["wait-for", "job:x", "--timeout", "300ms"]
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=30, env=env)
+    assert "job:x (" in proc.stderr, proc.stderr  # timed out on the in-cluster server, not refused as input
+    assert proc.stdout.splitlines()[-1] == "loaded:", proc.stdout + proc.stderr

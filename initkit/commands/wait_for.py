@@ -6,14 +6,14 @@ Replaces: until nslookup myservice; do sleep 2; done
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from initkit import log, options
-from initkit.errors import EXIT_CODES_HELP, BadInput, ExecFailed, JobFailed
+from initkit.errors import EXIT_CODES_HELP, BadInput, ExecFailed, InitkitError, JobFailed
 from initkit.params import Duration, option
 
 if TYPE_CHECKING:
@@ -40,6 +40,13 @@ class _Status:
     label: str
     ready: threading.Event = field(default_factory=threading.Event)
     last_error: str = "no answer yet: its first check is still running"
+    fatal: InitkitError | None = None  # final (a Job that failed, RBAC denied): the run ends with it
+    probe: Any = None
+
+    @property
+    def reason(self) -> str:
+        """The probe's own account when it keeps one (an API watch), else its last error."""
+        return str(getattr(self.probe, "reason", None) or self.last_error)
 
 
 @click.command(
@@ -51,6 +58,11 @@ class _Status:
     "An http(s) target's fragment sets what its answer must show, '&' between items (never sent): "
     "#status=200,204 (or 2xx), body=TEXT (substring), regex=PATTERN (RE2 syntax), json=FIELD=VALUE (dotted FIELD), "
     "header=NAME:TEXT; values percent-decoded, e.g. 'http://api/health#status=200&json=status=UP'. "
+    "Kubernetes API targets (watched with the pod's ServiceAccount; NS/ picks another namespace than the pod's): "
+    "job:[NS/]NAME (complete; failed: exit 1 at once), pods:[NS/]SELECTOR[?min=N] (all ready, or N), "
+    "endpoints:[NS/]SERVICE[?min=N] (ready EndpointSlice addresses), daemonset:[NS/]NAME (its pod on this "
+    "node, NODE_NAME, ready), cr:GROUP/VERSION/PLURAL/[NS/]NAME#condition=TYPE[=STATUS]; gone:TARGET waits "
+    "for deletion. "
     "After `--`, COMMAND is executed once all are ready (126/127 when it cannot be run). " + EXIT_CODES_HELP,
 )
 @click.argument("targets", nargs=-1, required=True, envvar="INITKIT_WAIT_FOR_TARGETS")
@@ -58,6 +70,18 @@ class _Status:
 @option("--interval", type=Duration(), default="1s", help="Time between checks of a target.")
 @option("--dns-server", metavar="IP[:PORT]", help="Ask this nameserver instead of resolv.conf's.")
 @options.ca_file("https targets")
+@option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    envvar=["INITKIT_WAIT_FOR_KUBECONFIG", "KUBECONFIG"],
+    help="For API targets outside a pod: this kubeconfig's current context (default: the pod's ServiceAccount).",
+)
+@option(
+    "--watch-timeout",
+    type=Duration(),
+    default="5m",
+    help="How long one watch of an API target lasts before initkit resumes it (reading the token again).",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -66,6 +90,8 @@ def command(
     interval: float,
     dns_server: str | None,
     ca_file: str | None,
+    kubeconfig: str | None,
+    watch_timeout: float,
 ) -> None:
     """Wait until every TARGET is ready, checking them concurrently.
 
@@ -88,7 +114,10 @@ def command(
         parse_server(dns_server)  # an empty or malformed value is exit 2 even without dns: targets
     # DNS checks end a little before the deadline, so the timeout names their last error.
     deadline = started + max(0.0, timeout - DEADLINE_MARGIN) if timeout else None
-    probes = [parse(t, dns_server=dns_server, ca_file=ca_file, deadline=deadline) for t in targets]
+    if watch_timeout < 1:
+        raise BadInput("--watch-timeout must be at least 1s")
+    kube = _lazy_kube(kubeconfig, watch_timeout)
+    probes = [parse(t, dns_server=dns_server, ca_file=ca_file, deadline=deadline, kube=kube) for t in targets]
     limit = f"timeout {format_duration(timeout)}" if timeout else "no timeout"
     names = ", ".join(shown(p.label) for p in probes)
     log.info(f"waiting for {names} ({limit}, checking every {format_duration(interval)})")
@@ -96,6 +125,20 @@ def command(
     argv = ctx.meta.get("initkit.exec")
     if argv:
         _exec(argv)
+
+
+def _lazy_kube(kubeconfig: str | None, watch_timeout: float) -> Callable[[], tuple[Any, float]]:
+    """The API configuration, loaded by the first API target (once): other targets read no kubeconfig."""
+    loaded: list[Any] = []
+
+    def load() -> tuple[Any, float]:
+        if not loaded:
+            from initkit.kube.config import load as load_config
+
+            loaded.append(load_config(kubeconfig))
+        return loaded[0], watch_timeout
+
+    return load
 
 
 def poll(probe: Probe, status: _Status, token: Token, *, interval: float, started: float) -> bool:
@@ -115,6 +158,9 @@ def poll(probe: Probe, status: _Status, token: Token, *, interval: float, starte
                 pass  # asked nothing: the last answer's reason stands
             except NotReady as exc:
                 status.last_error = str(exc)
+            except InitkitError as exc:  # final: no later check can change it
+                status.fatal = exc
+                return True
             except Exception as exc:  # a probe bug must not look like a hang (Stopped is no Exception)
                 status.last_error = f"{type(exc).__name__}: {exc}"
             else:
@@ -146,7 +192,7 @@ def wait_until_ready(
     started = clock.monotonic() if started is None else started
     polls = token.child()  # cancelled when this returns: the checkers stop
     changed = threading.Event()
-    statuses = [_Status(shown(p.label)) for p in probes]
+    statuses = [_Status(shown(p.label), probe=p) for p in probes]
 
     def run(probe: Probe, status: _Status) -> None:
         if poll(probe, status, polls, interval=interval, started=started):
@@ -159,6 +205,9 @@ def wait_until_ready(
     try:
         while True:
             changed.clear()
+            for status in statuses:
+                if status.fatal is not None:
+                    raise status.fatal
             pending = [s for s in statuses if not s.ready.is_set()]
             if not pending:
                 break
@@ -166,12 +215,12 @@ def wait_until_ready(
             if timeout and now - started >= timeout:
                 raise JobFailed(
                     f"timed out after {format_duration(timeout)}; not ready: "
-                    + "; ".join(f"{s.label} ({s.last_error})" for s in pending)
+                    + "; ".join(f"{s.label} ({s.reason})" for s in pending)
                 )
             if now >= next_summary:
                 log.info(
                     f"waiting for {len(pending)} of {len(statuses)} targets "
-                    f"({format_duration(now - started)}): " + ", ".join(f"{s.label} ({s.last_error})" for s in pending)
+                    f"({format_duration(now - started)}): " + ", ".join(f"{s.label} ({s.reason})" for s in pending)
                 )
                 next_summary = now + SUMMARY_EVERY
             wake = next_summary if not timeout else min(next_summary, started + timeout)

@@ -39,7 +39,8 @@ class Probe(Protocol):
 
 SCHEMES = (
     "dns:NAME[?type=TYPE&min=N], tcp:HOST:PORT, http://URL[#EXPECT], https://URL[#EXPECT], file:PATH, "
-    "postgres://[USER@]HOST[:PORT][/DB][?OPTIONS][#EXPECT], mysql://..., redis://... or rediss://..."
+    "postgres://[USER@]HOST[:PORT][/DB][?OPTIONS][#EXPECT], mysql://..., redis://..., rediss://..., "
+    "or a Kubernetes API target: job:, pods:, endpoints:, daemonset:, cr:, gone:"
 )
 # Database and broker targets: scheme -> the module and class that checks it, and the driver's
 # top-level module and the Debian package that has it. Each probe imports its driver only inside
@@ -52,8 +53,9 @@ DB_PROBES = {
     "redis": ("initkit.probes.redis", "RedisProbe", "redis", "python3-redis"),
     "rediss": ("initkit.probes.redis", "RedisProbe", "redis", "python3-redis"),
 }
-# Targets whose libraries every image has (dnspython and requests are in the slim one too).
-CORE_SCHEMES = ("dns", "tcp", "http", "https", "file")
+# Targets whose libraries every image has (dnspython and requests are in the slim one too; the
+# Kubernetes API targets need only requests).
+CORE_SCHEMES = ("dns", "tcp", "http", "https", "file", "job", "pods", "endpoints", "daemonset", "cr")
 HTTP_EXPECT_KEYS = "status=200,204 (or 2xx), body=TEXT, regex=PATTERN, json=FIELD=VALUE, header=NAME:TEXT"
 
 
@@ -154,9 +156,18 @@ def parse(
     dns_server: str | None = None,
     ca_file: str | None = None,
     deadline: float | None = None,
+    kube: Callable[[], tuple[Any, float]] | None = None,
 ) -> Probe:
-    """A probe for TARGET; `deadline` (on the run token's clock) bounds each DNS check so it ends in time."""
+    """A probe for TARGET; `deadline` (on the run token's clock) bounds each DNS check so it ends in time.
+
+    `kube` gives the API configuration and the watch lifetime, loaded only when an API target needs them."""
     kind, sep, rest = target.partition(":")
+    if kind in ("job", "pods", "endpoints", "daemonset", "cr", "gone"):
+        from initkit.probes.kube import parse as parse_kube
+
+        if kube is None:
+            raise BadInput(f"{without_userinfo(target)!r}: Kubernetes API targets are wait-for's only")
+        return parse_kube(target, kube)
     if not sep or not rest:
         raise BadInput(f"malformed target {without_userinfo(target)!r}: expected {SCHEMES}")
     if kind == "dns":
