@@ -12,13 +12,15 @@ import click
 
 REPO = Path(__file__).resolve().parents[2]
 DB_SCHEMES = ["postgres", "postgresql", "mysql", "mariadb", "redis", "rediss"]
+# every image: DNS, TCP, HTTP, files, and the Kubernetes API targets (requests only)
+CORE = ["dns", "tcp", "http", "https", "file", "job", "pods", "endpoints", "daemonset", "cr"]
 
 
 def test_info_lists_every_scheme_whose_driver_is_installed(run_cli):
     result = run_cli("info", env={"POD_IP": "10.0.0.9"})
     assert result.code == 0, result.stderr
     info = json.loads(result.stdout)
-    assert info["wait_for"] == ["dns", "tcp", "http", "https", "file", *DB_SCHEMES]
+    assert info["wait_for"] == [*CORE, *DB_SCHEMES]
     assert info["pod"]["ip"] == "10.0.0.9"
 
 
@@ -36,7 +38,7 @@ def test_without_the_drivers_info_lists_the_core_schemes_and_a_db_target_is_bad_
         [sys.executable, "-S", "-m", "initkit", "info"], env=env, capture_output=True, text=True, timeout=30
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["wait_for"] == ["dns", "tcp", "http", "https", "file"]
+    assert json.loads(proc.stdout)["wait_for"] == CORE
 
     for target, driver in [("postgres://db", "psycopg"), ("mysql://db", "pymysql"), ("rediss://cache", "redis")]:
         proc = subprocess.run(
