@@ -94,4 +94,7 @@ def peak_rss_mib(argv: list[str], env: dict[str, str] | None = None) -> tuple[fl
         timeout=60,
     )
     lines = proc.stderr.strip().splitlines()
-    return int(lines[-1].split()[-1]) / 1024, proc.returncode, "\n".join(lines[:-1])
+    rss = int(lines.pop().split()[-1])
+    if lines and lines[-1].startswith(("Command exited with non-zero status", "Command terminated by signal")):
+        lines.pop()  # GNU time's own line, not the command's
+    return rss / 1024, proc.returncode, "\n".join(lines)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.budgets import peak_rss_mib
 from tests.conftest import ROOT
 from tests.security.hostile_http import _TcpServer
 
@@ -115,26 +114,15 @@ def _kubeconfig(tmp_path: Path, port: int, ca_file: Path) -> Path:
 
 
 def _run(config: Path, target: str, timeout: str = "3s") -> tuple[int, list[str], float, int]:
-    """initkit's exit code, stderr lines, seconds taken and peak RSS (KiB), measured in its own process."""
-    code = (
-        "import resource, runpy, sys\n"
-        "sys.argv = ['initkit', *sys.argv[1:]]\n"
-        "try:\n    runpy.run_module('initkit', run_name='__main__')\n"
-        "finally:\n    print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-    )
+    """initkit's exit code, stderr lines, seconds taken and peak RSS (KiB), through GNU time (its own
+    process's figure: a child's own getrusage would include this pytest process's pre-exec pages)."""
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-c", code, "wait-for", target, "--kubeconfig", str(config), "--timeout", timeout],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
+    rss_mib, code, err = peak_rss_mib(
+        [sys.executable, "-m", "initkit", "wait-for", target, "--kubeconfig", str(config), "--timeout", timeout],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     elapsed = time.monotonic() - started
-    lines = proc.stderr.splitlines()
-    rss = int(next(line.split()[1] for line in lines if line.startswith("RSS ")))
-    return proc.returncode, [line for line in lines if not line.startswith("RSS ")], elapsed, rss
+    return code, err.splitlines(), elapsed, int(rss_mib * 1024)
 
 
 @pytest.mark.parametrize(
@@ -169,8 +157,9 @@ def test_a_hostile_api_server_ends_at_the_deadline_in_bounded_memory(
 
 
 def test_rss_is_measured_for_real() -> None:
-    """The RSS probe above can fail: a child that holds 300 MB reports it."""
-    code = "import resource; b = bytearray(300 << 20); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert int(out) > RSS_LIMIT_KB
-    assert resource.RUSAGE_SELF is not None
+    """The RSS probe above can fail: a child that holds 300 MB reports it, and a small one is small
+    although this pytest process is large."""
+    held, _, _ = peak_rss_mib([sys.executable, "-c", "b = bytearray(300 << 20); b[::4096] = b'x' * len(b[::4096])"])
+    assert held * 1024 > RSS_LIMIT_KB
+    small, _, _ = peak_rss_mib([sys.executable, "-c", "pass"])
+    assert small < 64
