@@ -29,6 +29,7 @@ pytestmark = pytest.mark.helm
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 APP = 1001
 MOUNT = "/bitnami/postgresql"
+LOGS = "/opt/app/logs"  # the example's second path, with its own mode
 CAPS = ("--bounding-set", "-all,+chown,+fowner,+dac_override")  # the chart step's, nothing more
 AS_APP = ("--reuid", str(APP), "--regid", str(APP), "--clear-groups")
 
@@ -70,7 +71,9 @@ def run(*prefix: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def permissions(args: list[str], volume: Path) -> None:
-    mapped = [a.replace(MOUNT, str(volume)) if a.startswith(MOUNT) else a for a in args]
+    logs = volume.parent / "logs"
+    logs.mkdir(exist_ok=True)
+    mapped = [a.replace(MOUNT, str(volume)).replace(LOGS, str(logs)) for a in args]
     done = run(*CAPS, argv=initkit_command(*mapped))
     assert done.returncode == 0, done.stderr
 
@@ -111,8 +114,10 @@ def test_readme_example_keeps_postgres_starting_first_run_and_after_a_restart(
     helm: Helm, tmp_path: Path, volume: Path
 ) -> None:
     values = postgres_example()
-    (fix_data, _logs) = readme_permissions_args(helm, tmp_path, values)
-    assert fix_data == ["permissions", MOUNT, "--owner", "1001:1001"], "the owner only: PGDATA keeps PostgreSQL's mode"
+    (fix_data,) = readme_permissions_args(helm, tmp_path, values)
+    assert fix_data == ["permissions", MOUNT, "--owner", "1001:1001", "--path", LOGS, "-", "u+rwX,g+rwX"], (
+        "one container; the owner only on PGDATA: it keeps PostgreSQL's mode"
+    )
     permissions(fix_data, volume)  # first run: a fresh, root-owned volume
     assert (volume.stat().st_uid, volume.stat().st_gid) == (APP, APP)
     initdb(volume)

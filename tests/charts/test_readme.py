@@ -101,8 +101,12 @@ def _readme_chart(helm: Helm, tmp_path: Path, template: str, aliases: tuple[str,
         for a in aliases
     ]
     (chart / "Chart.yaml").write_text(
-        yaml.safe_dump({"apiVersion": "v2", "name": "myapp", "version": "1.0.0", "dependencies": deps})
+        yaml.safe_dump(
+            {"apiVersion": "v2", "name": "myapp", "version": "1.0.0", "appVersion": "1.2.3", "dependencies": deps}
+        )
     )
+    if aliases == ("",):
+        (chart / "templates" / "initkit-rbac.yaml").write_text(RBAC_LINE + "\n")
     (chart / "templates" / "deployment.yaml").write_text(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n"
         "  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n"
@@ -138,13 +142,30 @@ imagePullSecrets:
 """
 
 
-def _render(helm: Helm, chart: Path, tmp_path: Path, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+# The README's templates/initkit-rbac.yaml, written inline in "Add it to your chart".
+RBAC_LINE = re.search(r"`(\{\{- include \"initkit.rbac\" [^`]+)`", README.read_text()).group(1)
+
+
+def _versions(obj: dict[str, Any]) -> list[str]:
+    """KUBE_VERSIONS, but 1.30 for a pod with an image volume (copy's from.image: 1.31+)."""
+    volumes = obj["spec"]["template"]["spec"].get("volumes") or []
+    if any("image" in v for v in volumes):
+        return [v for v in KUBE_VERSIONS if tuple(map(int, v.split(".")[:2])) >= (1, 31)]
+    return list(KUBE_VERSIONS)
+
+
+def _render_all(helm: Helm, chart: Path, tmp_path: Path, values: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     path = tmp_path / "values.yaml"
     path.write_text(yaml.safe_dump(values))
     text = helm.template_text(path, chart=chart)
+    return text, [d for d in yaml.safe_load_all(text) if d]
+
+
+def _render(helm: Helm, chart: Path, tmp_path: Path, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    text, _ = _render_all(helm, chart, tmp_path, values)
     (doc,) = [d for d in text.split("\n---\n") if "\nkind: Deployment\n" in d]
     obj = yaml.safe_load(doc)
-    for version in KUBE_VERSIONS:
+    for version in _versions(obj):
         kubernetes_validate.validate(obj, version, strict=True)
     return doc, obj
 
@@ -221,3 +242,37 @@ def test_the_chart_yaml_and_two_configuration_examples_render(helm: Helm, tmp_pa
     values = {"setup": {"steps": {"nap": nap}}, "fetch": {"steps": {"nap-2": nap}}}
     _, obj = _render(helm, chart, tmp_path, values)
     assert [c["name"] for c in obj["spec"]["template"]["spec"]["initContainers"]] == ["nap", "nap-2"]
+
+
+@pytest.mark.helm
+def test_the_readmes_api_wait_example_gets_its_rbac(helm: Helm, tmp_path: Path) -> None:
+    """The wait-for example with API targets, in the README's pod template and rbac file:
+    the ServiceAccount, a Role on jobs and endpointslices, a ClusterRole on pods bound in
+    monitoring only; the pod mounts the token. An example without API targets: none."""
+    (block,) = [b for b in yaml_blocks() if "secretFiles" in b]
+    chart = _readme_chart(helm, tmp_path, _one("pod-template"))
+    _, docs = _render_all(helm, chart, tmp_path, yaml.safe_load(block))
+    kinds = {(d["kind"], d["metadata"].get("namespace")) for d in docs}
+    assert kinds == {
+        ("Deployment", None),
+        ("ServiceAccount", "demo"),
+        ("Role", "demo"),
+        ("RoleBinding", "demo"),
+        ("ClusterRole", None),
+        ("RoleBinding", "monitoring"),
+    }
+    (role,) = [d for d in docs if d["kind"] == "Role"]
+    assert sorted((r["apiGroups"][0], r["resources"][0]) for r in role["rules"]) == [
+        ("batch", "jobs"),
+        ("discovery.k8s.io", "endpointslices"),
+    ]
+    (cluster,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert cluster["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    spec = deployment["spec"]["template"]["spec"]
+    assert (spec["serviceAccountName"], spec["automountServiceAccountToken"]) == ("myapp-initkit", True)
+    _, docs = _render_all(
+        helm, chart, tmp_path, {"initkit": {"steps": {"nap": {"kind": "sleep", "order": 1, "duration": 1}}}}
+    )
+    assert [d["kind"] for d in docs] == ["Deployment"]
+    assert docs[0]["spec"]["template"]["spec"]["automountServiceAccountToken"] is False

@@ -218,6 +218,54 @@ INITKIT_CASES: dict[str, tuple[dict[str, Any], str]] = {
         "at '/steps/r/sidecar/timeout': minimum: got -1, want 0",
     ),
     "sidecar-not-a-map": (register(sidecar=True), "at '/steps/r/sidecar': got boolean, want object"),
+    "sysctl-text-value": (
+        {"steps": {"s": {"kind": "sysctl", "order": 1, "settings": {"kernel.core_pattern": "|/bin/sh"}}}},
+        "at '/steps/s/settings/kernel.core_pattern'",
+    ),
+    "sysctl-no-settings": (
+        {"steps": {"s": {"kind": "sysctl", "order": 1, "privileged": True}}},
+        "at '/steps/s': missing property 'settings'",
+    ),
+    "copy-two-sources": (
+        {"steps": {"c": {"kind": "copy", "order": 1, "volume": VOLUME, "from": {"configMap": "a", "secret": "b"}}}},
+        "at '/steps/c/from': 'oneOf' failed",
+    ),
+    "copy-owner-name": (
+        {"steps": {"c": {"kind": "copy", "order": 1, "volume": VOLUME, "from": {"volume": "v"}, "owner": "app"}}},
+        "at '/steps/c/owner'",
+    ),
+    "render-template-and-merge": (
+        {
+            "steps": {
+                "r": {
+                    "kind": "render",
+                    "order": 1,
+                    "volume": VOLUME,
+                    "dest": "/workspace/a",
+                    "template": {"configMap": "t", "key": "t"},
+                    "merge": [{"configMap": "m", "key": "m"}],
+                }
+            }
+        },
+        "at '/steps/r': 'oneOf' failed",
+    ),
+    "certs-ca-and-ca-dir": (
+        {"steps": {"c": {"kind": "certs", "order": 1, "volume": VOLUME, "ca": {"secret": "ca"}, "caDir": "/w"}}},
+        "at '/steps/c': 'not' failed",
+    ),
+    "certs-literal-password": (
+        {"steps": {"c": {"kind": "certs", "order": 1, "volume": VOLUME, "pkcs12": {"name": "k", "password": "pw"}}}},
+        "at '/steps/c/pkcs12/password'",
+    ),
+    "secret-file-without-path": (
+        {"steps": {"w": wait(secretFiles=[{"secret": "db", "key": "pw"}])}},
+        "at '/steps/w/secretFiles/0': missing property 'path'",
+    ),
+    "unknown-target-scheme": (
+        {"steps": {"w": wait(targets=["ftp://a/b"])}},
+        "at '/steps/w/targets/0'",
+    ),
+    "rbac-typo": ({"rbac": {"serviceAccount": "x"}}, "at '/rbac': additional properties 'serviceAccount' not allowed"),
     "openshift-mode": (
         {"global": {"compatibility": {"openshift": {"adaptSecurityContext": "yes"}}}},
         "at '/global/compatibility/openshift/adaptSecurityContext': value must be one of 'auto', 'force', 'disabled'",
