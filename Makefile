@@ -34,7 +34,7 @@ test: setup $(VENV)/.test $(VENV)/.release images
 
 # The edit-test loop: lint, then every test that needs no root, no container engine and no
 # release tools (unit tests, real servers on loopback, helm renders). Under 2 minutes.
-CHECK_MARKERS := not docker and not podman and not release and not root and not cluster
+CHECK_MARKERS := not docker and not podman and not release and not root and not cluster and not slow
 # Workers (pytest-xdist): most of these tests wait on real servers and deadlines, so more
 # workers than cores still shortens the run.
 CHECK_JOBS ?= 6

@@ -157,6 +157,7 @@ MARKERS = {
     "helm": "runs the helm binaries from .ci/setup-helm.sh",
     "root": "needs root: mounts, chown to other uids, unshare",
     "cluster": "runs on the real single-node Kubernetes (make cluster): root, Docker, Go",
+    "slow": "CPU-heavy (Hypothesis at full example counts, checkov's scan, the demo): make test only",
 }
 
 
@@ -169,6 +170,14 @@ def pytest_configure(config: pytest.Config) -> None:
 # marked `root` here rather than in each file, so `make check` can leave them out.
 ROOT_MODULES = {"tests/commands/test_permissions.py", "tests/security/test_permissions.py"}
 ROOT_FIXTURES = {"small_disk", "own_network"}
+# The CPU-heaviest modules (about a third of `make check`'s CPU on 2 cores): `slow`, so the edit
+# loop stays under 2 minutes; `make test` runs them.
+SLOW_MODULES = {
+    "tests/test_modes.py",
+    "tests/test_demo.py",
+    "tests/security/test_parsers_property.py",
+    "tests/charts/test_checkov.py",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -176,6 +185,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = Path(str(item.fspath)).relative_to(ROOT).as_posix()
         if module in ROOT_MODULES or ROOT_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.root)
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(hookwrapper=True)
