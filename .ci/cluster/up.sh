@@ -48,7 +48,30 @@ is_up() {
         -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }
 
+ctr=("$cbin/ctr" -a "$sock" -n k8s.io)
+import_image() { # docker image [more...]: imported unless containerd has that very image already
+    local img id mark need=()
+    for img in "$@"; do
+        id=$(docker image inspect -f '{{.Id}}' "$img")
+        mark="$state/images/$(echo "$img" | tr '/:' '__')"
+        if [ "$(cat "$mark" 2>/dev/null)" != "$id" ] || ! "${ctr[@]}" images ls -q 2>/dev/null | grep -qx "docker.io/library/$img\|$img"; then
+            need+=("$img")
+        fi
+    done
+    [ "${#need[@]}" -gt 0 ] || return 0
+    mkdir -p "$state/images"
+    docker save "${need[@]}" | "${ctr[@]}" images import - >>"$logs/containerd.log" 2>&1 || return 1
+    for img in "${need[@]}"; do
+        docker image inspect -f '{{.Id}}' "$img" >"$state/images/$(echo "$img" | tr '/:' '__')"
+    done
+}
+
 if is_up; then
+    # a rebuilt initkit:dev (make images) replaces the node's copy even when the node is up
+    for img in initkit:dev initkit:dev-slim; do
+        docker image inspect "$img" >/dev/null 2>&1 || continue
+        import_image "$img" || fail containerd "docker save | ctr images import failed"
+    done
     publish
     say "the node is up already ($apiserver); KUBECONFIG=$repo/.cluster/kubeconfig"
     exit 0
@@ -222,23 +245,6 @@ start_piece kube-apiserver --bind-address "$gateway" --advertise-address "$gatew
 
 # --- images: pause and the project's, into the node's containerd ---------------------------
 wait_for containerd 30 "its socket answering" "$cbin/ctr" -a "$sock" version
-ctr=("$cbin/ctr" -a "$sock" -n k8s.io)
-import_image() { # docker image [more...]: imported unless containerd has that very image already
-    local img id mark need=()
-    for img in "$@"; do
-        id=$(docker image inspect -f '{{.Id}}' "$img")
-        mark="$state/images/$(echo "$img" | tr '/:' '__')"
-        if [ "$(cat "$mark" 2>/dev/null)" != "$id" ] || ! "${ctr[@]}" images ls -q 2>/dev/null | grep -qx "docker.io/library/$img\|$img"; then
-            need+=("$img")
-        fi
-    done
-    [ "${#need[@]}" -gt 0 ] || return 0
-    mkdir -p "$state/images"
-    docker save "${need[@]}" | "${ctr[@]}" images import - >>"$logs/containerd.log" 2>&1 || return 1
-    for img in "${need[@]}"; do
-        docker image inspect -f '{{.Id}}' "$img" >"$state/images/$(echo "$img" | tr '/:' '__')"
-    done
-}
 if ! docker image inspect "$pause_image" >/dev/null 2>&1; then
     tar -C "$pause_dir" -c pause | docker import -c 'ENTRYPOINT ["/pause"]' -c 'USER 65535:65535' - "$pause_image" \
         >"$logs/pause.log" 2>&1 || fail pause "docker import failed"
