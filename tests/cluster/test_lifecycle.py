@@ -73,6 +73,22 @@ def test_make_cluster_twice_is_a_no_op(kube: Kube) -> None:
     assert sorted(node_pids()) == pids
 
 
+def test_an_up_node_runs_the_images_docker_has_now(kube: Kube) -> None:
+    """After `make images`, `make cluster` on an up node imports the rebuilt images: a pod runs
+    Docker's initkit:dev (up.sh once exited before importing, and the tests ran a stale one)."""
+    script(UP)
+    ns = kube.namespace("baseline")
+    for image in ("initkit:dev", "initkit:dev-slim"):
+        name = image.replace(":", "-")
+        kube.run("run", name, "-n", ns, "--image", image, "--image-pull-policy", "Never", "--", "sleep", "1h")
+        kube.wait(f"pod/{name}", "condition=Ready", ns, timeout=60)
+        running = kube.get("pod", name, ns)["status"]["containerStatuses"][0]["imageID"]
+        docker_id = subprocess.run(
+            ["docker", "image", "inspect", "-f", "{{.Id}}", image], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert running == docker_id, (image, running, docker_id)
+
+
 def test_cluster_down_leaves_nothing_and_a_second_make_cluster_works(kube: Kube) -> None:
     running_pod(kube)
     assert our_mounts() and kube_chains() and Path("/sys/class/net/cni0").exists()
