@@ -20,7 +20,9 @@ The seed's loop never ends with this busybox (1.37) on a kubelet's resolv.conf (
 search domains): nslookup asks every search suffix, prints the Service's address, and exits 1
 because the other suffixes are NXDOMAIN. So the timed baseline is the same loop on the Service's
 full name, and the bench reports, per run, whether the seed's own loop ended within SEED_GRACE s.
-Timed from the apply's return to each app container's start:
+Timed from the apply's return, per pod:
+  init exit   the init container's task exit, from containerd's events (`ctr events`: ns stamps);
+  app start   the app container's task start, the same way;
   startedAt   the kubelet's state.running.startedAt (the API keeps whole seconds only);
   seen        when the bench's pod watch first sees the app container running (ms resolution,
               includes the kubelet's status update and the watch's delivery, the same for both).
@@ -208,6 +210,36 @@ class PodWatch:
         self.proc.wait(timeout=10)
 
 
+class TaskEvents:
+    """`ctr events` on the node's containerd: when each container's task started and exited (ns stamps)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([*CTR, "-n", "k8s.io", "events"], stdout=subprocess.PIPE, text=True)
+        self.at: dict[tuple[str, str], float] = {}
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:  # 2026-12-03 18:53:28.053442001 +0000 UTC k8s.io /tasks/exit {...}
+            fields = line.split(" ", 6)
+            if len(fields) < 7 or fields[5] not in ("/tasks/start", "/tasks/exit"):
+                continue
+            day, clock, _, _, _, topic, rest = fields
+            seconds, _, fraction = clock.partition(".")
+            moment = datetime.datetime.fromisoformat(f"{day}T{seconds}.{fraction[:6]:0<6}+00:00").timestamp()
+            with self.lock:
+                self.at.setdefault((topic, json.loads(rest)["container_id"]), moment)
+
+    def when(self, topic: str, container_id: str) -> float | None:
+        with self.lock:
+            return self.at.get((topic, container_id.split("//")[-1]))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
 def _state(status: dict[str, Any], key: str) -> dict[str, Any]:
     statuses = status.get(key) or []
     return statuses[0].get("state") or {} if statuses else {}
@@ -232,7 +264,9 @@ def _running(kinds: tuple[str, ...], key: str) -> Any:
     return lambda status: all("running" in _state(status.get(k, {}), key) for k in kinds)
 
 
-def one_run(results: dict[str, dict[str, list[float]]], memory: dict[str, list[tuple[float, float]]]) -> str:
+def one_run(
+    results: dict[str, dict[str, list[float]]], memory: dict[str, list[tuple[float, float]]], tasks: TaskEvents
+) -> str:
     """One run of the three pods; what became of the seed's loop, in words."""
     ns = namespace()
     watch = PodWatch(ns)
@@ -260,6 +294,13 @@ def one_run(results: dict[str, dict[str, list[float]]], memory: dict[str, list[t
             # the init container's end: tells the wait's share from the kubelet's (whole seconds too)
             finished = _state(status, "initContainerStatuses")["terminated"]["finishedAt"]
             results[kind]["finishedAt"].append(_stamp(finished) - created)
+            init_id = status["initContainerStatuses"][0]["containerID"]
+            app_id = status["containerStatuses"][0]["containerID"]
+            exited, started = tasks.when("/tasks/exit", init_id), tasks.when("/tasks/start", app_id)
+            if exited is None or started is None:
+                sys.exit(f"containerd's events lack {kind}'s init exit or app start")
+            results[kind]["init exit"].append(exited - created)
+            results[kind]["app start"].append(started - created)
             results[kind]["seen"].append(watch.app_seen[kind] - created)
         with watch.changed:
             watch.changed.wait_for(lambda: "seed" in watch.app_seen, max(0.0, created + SEED_GRACE - time.time()))
@@ -277,9 +318,10 @@ def one_run(results: dict[str, dict[str, list[float]]], memory: dict[str, list[t
 def report(results: dict[str, dict[str, list[float]]], memory: dict[str, list[tuple[float, float]]]) -> None:
     labels = {"initkit": "initkit wait-for dns (1 s)", "busybox": "busybox loop, full name (2 s)"}
     for measure, note in (
+        ("init exit", "the init container's exit (containerd's event)"),
+        ("app start", "the app's start (containerd's event)"),
         ("seen", "the bench's watch sees the app running"),
         ("startedAt", "the app's startedAt, whole seconds"),
-        ("finishedAt", "the init container's finishedAt, whole seconds"),
     ):
         print(f"  Service created -> {note}:")
         for kind in KINDS:
@@ -317,17 +359,17 @@ def main() -> None:
     )
     print(f"== a Service's creation -> the app's start, {args.runs} runs, the three pods in each run")
     results: dict[str, dict[str, list[float]]] = {
-        kind: {"startedAt": [], "seen": [], "finishedAt": []} for kind in KINDS
+        kind: {"init exit": [], "app start": [], "seen": [], "startedAt": [], "finishedAt": []} for kind in KINDS
     }
     memory: dict[str, list[tuple[float, float]]] = {kind: [] for kind in KINDS}
     seed_ended = 0
+    tasks = TaskEvents()
     for i in range(args.runs):
-        seed = one_run(results, memory)
+        seed = one_run(results, memory, tasks)
         seed_ended += "ended" in seed
-        mine, theirs = (
-            f"{results[k]['seen'][-1]:5.2f} s (init done {results[k]['finishedAt'][-1]:+.1f})" for k in KINDS
-        )
+        mine, theirs = (f"{results[k]['seen'][-1]:5.2f} s (init exit {results[k]['init exit'][-1]:.2f})" for k in KINDS)
         print(f"  run {i + 1}: initkit {mine}, busybox {theirs}; {seed}  (load {os.getloadavg()[0]:.1f})", flush=True)
+    tasks.stop()
     report(results, memory)
     print(f"  the seed's own loop (`nslookup svc-c`) ended in {seed_ended} of {args.runs} runs")
     print(f"  (load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores)")
