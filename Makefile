@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test check docs setup images release lint bench bench-jobs bench-images bench-kube clean cluster cluster-down
+.PHONY: demo test check docs setup images release lint bench bench-jobs bench-images bench-kube bench-kube-dns clean cluster cluster-down
 
 # constraints.txt: the library versions the images ship (Debian trixie's), for the venv too.
 $(VENV)/.runtime: pyproject.toml constraints.txt
@@ -90,6 +90,11 @@ bench-images:
 # Root, on the node (`make cluster`): wait-for's API targets against `kubectl wait`, side by side.
 bench-kube: $(VENV)/.test cluster
 	$(PY) bench/bench_kube.py
+
+# Root, on the node: wait-for dns: against the seed's busybox nslookup loop (Debian's
+# busybox-static, built once), from a Service's creation to the app's start.
+bench-kube-dns: $(VENV)/.test cluster
+	$(PY) bench/bench_kube_dns.py
 
 # A real single-node Kubernetes on this machine (root; see README "Kubernetes, for real"): builds
 # it from pinned Go modules into /var/cache/initkit-cluster once, imports the images, returns once
