@@ -99,11 +99,9 @@ def command(
     Replaces: until nslookup myservice; do sleep 2; done
     Example:  initkit wait-for dns:myservice tcp:mydb:5432 http://api/healthz --timeout 2m
     """
-    import contextlib
-
-    from initkit import cancel, memlimit
+    from initkit import cancel
     from initkit.durations import format_duration
-    from initkit.probes import is_database, parse
+    from initkit.probes import parse
     from initkit.urls import shown
 
     token = cancel.current()
@@ -123,12 +121,7 @@ def command(
     limit = f"timeout {format_duration(timeout)}" if timeout else "no timeout"
     names = ", ".join(shown(p.label) for p in probes)
     log.info(f"waiting for {names} ({limit}, checking every {format_duration(interval)})")
-    # A database driver's C library (libpq) buffers what a server announces before any check of
-    # ours can see it: with a ceiling on the address space, a flood is an out-of-memory answer
-    # (not ready), never the node's memory.
-    ceiling = memlimit.limited() if any(is_database(p) for p in probes) else contextlib.nullcontext()
-    with ceiling:
-        wait_until_ready(probes, timeout=timeout, interval=interval, started=started, token=token)
+    wait_until_ready(probes, timeout=timeout, interval=interval, started=started, token=token)
     argv = ctx.meta.get("initkit.exec")
     if argv:
         _exec(argv)

@@ -214,11 +214,6 @@ def has_module(name: str) -> bool:
         return False
 
 
-def is_database(probe: object) -> bool:
-    """Whether PROBE checks with a database driver (its module is one of DB_PROBES')."""
-    return type(probe).__module__ in {module for module, *_ in DB_PROBES.values()}
-
-
 def available_schemes() -> list[str]:
     """The target schemes this installation can check: the core ones, and each database or broker
     scheme whose driver is installed (the images smoke-test that each driver they ship imports)."""
